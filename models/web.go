@@ -1,0 +1,37 @@
+package models
+
+import "time"
+
+// RequestNonce remembers a (key id, nonce) pair until its timestamp window
+// has passed; the primary key makes replay refusal hold across replicas.
+type RequestNonce struct {
+	KeyID     string `gorm:"primaryKey"`
+	Nonce     string `gorm:"primaryKey"`
+	ExpiresAt time.Time
+}
+
+func (RequestNonce) TableName() string { return "request_nonces" }
+
+// Web session kinds.
+const (
+	WebSessionOperator = "operator"
+	WebSessionEndUser  = "end_user"
+)
+
+// WebSession is a server-side browser session. The cookie carries only a
+// random id; this row stores its SHA-256 so logout and revocation work.
+type WebSession struct {
+	ID            string `gorm:"primaryKey"`
+	TokenHash     string
+	Kind          string
+	OperatorID    *string
+	EndUserID     *string
+	AppID         *string
+	CSRFTokenHash string
+	ExpiresAt     time.Time
+	LastSeenAt    time.Time
+	RevokedAt     *time.Time
+	CreatedAt     time.Time
+}
+
+func (WebSession) TableName() string { return "web_sessions" }
