@@ -1,0 +1,130 @@
+// Package server is Latchkey's composition root: it turns a validated
+// configuration into an open database, a vault, the services and the HTTP
+// server. The command line and the tests build Latchkey through it, so both
+// run exactly the same wiring.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"gocloud.dev/secrets"
+
+	"github.com/latchkey/latchkey/config"
+	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/services/agents"
+	"github.com/latchkey/latchkey/services/apikeys"
+	"github.com/latchkey/latchkey/services/audit"
+	"github.com/latchkey/latchkey/services/database"
+	"github.com/latchkey/latchkey/services/password"
+	"github.com/latchkey/latchkey/services/tenancy"
+	"github.com/latchkey/latchkey/services/vault"
+)
+
+// Core is everything a command needs: the database, the vault and the
+// services. It holds no HTTP server.
+type Core struct {
+	Config  config.Config
+	Logger  *slog.Logger
+	DB      *database.DB
+	Keeper  *secrets.Keeper
+	Vault   *vault.Vault
+	Audit   *audit.Log
+	Keys    *apikeys.Service
+	Tenancy *tenancy.Service
+	Agents  *agents.Service
+}
+
+// CoreOptions tune Open.
+type CoreOptions struct {
+	// Now is the clock; nil uses time.Now.
+	Now func() time.Time
+	// PasswordParams sets the argon2id cost; zero uses password.Default().
+	PasswordParams password.Params
+}
+
+// Open connects to the database, migrates it when needed (refusing a schema
+// newer than this binary), opens the keeper and proves it can unwrap the
+// stored data keys. It fails closed: no key, no start.
+func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts CoreOptions) (_ *Core, err error) {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	db, err := database.Open(ctx, database.Options{URL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath()})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = db.Close()
+		}
+	}()
+	m, err := database.NewMigrator(db)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := m.Up(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(applied) > 0 {
+		logger.Info("database migrated", "dialect", db.Dialect, "applied", applied)
+	}
+
+	keeper, err := vault.OpenKeeper(ctx, db.Gorm, cfg.KeeperURL, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = keeper.Close()
+		}
+	}()
+	v := vault.New(db.Gorm, keeper)
+	if err := v.Check(ctx); err != nil {
+		return nil, err
+	}
+
+	pw := opts.PasswordParams
+	if pw == (password.Params{}) {
+		pw = password.Default()
+	}
+	al := audit.New(db.Gorm, now)
+	keys := apikeys.New(db.Gorm, v, al, now)
+	return &Core{
+		Config:  cfg,
+		Logger:  logger,
+		DB:      db,
+		Keeper:  keeper,
+		Vault:   v,
+		Audit:   al,
+		Keys:    keys,
+		Tenancy: tenancy.New(db.Gorm, v, keys, al, pw, now),
+		Agents:  agents.New(db.Gorm, keys, al, now),
+	}, nil
+}
+
+// Close releases the keeper and the database.
+func (c *Core) Close() error {
+	return errors.Join(c.Keeper.Close(), c.DB.Close())
+}
+
+// Ready reports whether the database answers and its schema is current.
+func (c *Core) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := c.DB.SQL.PingContext(ctx); err != nil {
+		return handlers.NotReady("database unreachable", err)
+	}
+	m, err := database.NewMigrator(c.DB)
+	if err != nil {
+		return err
+	}
+	if err := m.CheckCurrent(ctx); err != nil {
+		return handlers.NotReady("schema not current", err)
+	}
+	return nil
+}

@@ -1,0 +1,69 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/latchkey/latchkey/handlers"
+)
+
+// Server is a running HTTP server over a Core.
+type Server struct {
+	core    *Core
+	handler http.Handler
+	http    *http.Server
+}
+
+// New builds the HTTP edge over core.
+func New(core *Core) (*Server, error) {
+	h, err := handlers.New(handlers.Deps{
+		Logger:    core.Logger,
+		Readiness: core,
+		PublicURL: core.Config.PublicURL.String(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	return &Server{
+		core:    core,
+		handler: h,
+		http: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			// No WriteTimeout: proxied responses stream for as long as the
+			// upstream takes, bounded per call by the proxy itself.
+			MaxHeaderBytes: 64 << 10,
+		},
+	}, nil
+}
+
+// Handler is the HTTP handler, for in-process tests.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves on ln until ctx is cancelled, then shuts down gracefully:
+// no new connections, in-flight requests get up to 20 seconds to finish.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.http.ErrorLog = nil
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("server: %w", err)
+	case <-ctx.Done():
+	}
+	s.core.Logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	if err := s.http.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("server: shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
