@@ -25,6 +25,7 @@ build: ## Build bin/latchkey (pure Go, no cgo)
 
 .PHONY: test
 test: ## Run the whole test suite
+	@$(GO) run ./testutil/pgprobe
 	$(GO) test -count=1 -timeout 20m $(TEST_PKGS)
 
 .PHONY: bench

@@ -43,6 +43,8 @@ type CoreOptions struct {
 	Now func() time.Time
 	// PasswordParams sets the argon2id cost; zero uses password.Default().
 	PasswordParams password.Params
+	// Vault options, e.g. vault.WithRotationGrace for `keys rotate --grace`.
+	Vault []vault.Option
 }
 
 // Open connects to the database, migrates it when needed (refusing a schema
@@ -83,7 +85,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 			_ = keeper.Close()
 		}
 	}()
-	v := vault.New(db.Gorm, keeper)
+	v := vault.New(db.Gorm, keeper, opts.Vault...)
 	if err := v.Check(ctx); err != nil {
 		return nil, err
 	}

@@ -84,11 +84,15 @@ func adminError(err error) error {
 
 // openCore loads the configuration and opens the database and vault.
 func (e *environment) openCore(ctx context.Context) (*server.Core, error) {
+	return e.openCoreWith(ctx, server.CoreOptions{})
+}
+
+func (e *environment) openCoreWith(ctx context.Context, opts server.CoreOptions) (*server.Core, error) {
 	cfg, err := config.Load(e.getenv, false)
 	if err != nil {
 		return nil, err
 	}
-	return server.Open(ctx, cfg, newLogger(cfg, e.stderr), server.CoreOptions{})
+	return server.Open(ctx, cfg, newLogger(cfg, e.stderr), opts)
 }
 
 func (e *environment) adminBootstrap(ctx context.Context, args []string) error {

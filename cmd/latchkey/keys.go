@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"time"
+
+	"github.com/latchkey/latchkey/server"
 
 	"github.com/latchkey/latchkey/services/vault"
 )
@@ -14,11 +18,22 @@ func (e *environment) keys(ctx context.Context, args []string) error {
 	}
 	fs := newFlags("keys rotate")
 	app := fs.String("app", "", "rotate one app's keyring (default: every app)")
+	grace := fs.Duration("grace", 0, "how long to wait for other replicas to pick up the new key version before the final re-encryption scan (default: twice the key cache TTL plus a write allowance; 0s when no other replica runs)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	core, err := e.openCore(ctx)
+	var opts []vault.Option
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "grace" {
+			g := *grace
+			if g <= 0 {
+				g = time.Nanosecond // the vault reads 0 as "use the default"
+			}
+			opts = append(opts, vault.WithRotationGrace(g))
+		}
+	})
+	core, err := e.openCoreWith(ctx, server.CoreOptions{Vault: opts})
 	if err != nil {
 		return err
 	}

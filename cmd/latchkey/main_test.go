@@ -252,7 +252,7 @@ func TestDataSurvivesRestartAndRotation(t *testing.T) {
 			c := newCLI(t, d)
 			boot := c.runJSON("admin", "bootstrap", "--org", "Acme", "--app", "web", "--operator-email", "ops@acme.test")
 			ag := c.runJSON("admin", "agents", "create", "--app", boot["app_id"].(string), "--name", "bot")
-			if _, errOut, code := c.run("keys", "rotate", "--json"); code != 0 {
+			if _, errOut, code := c.run("keys", "rotate", "--grace", "0s", "--json"); code != 0 {
 				t.Fatalf("keys rotate: exit %d: %s", code, errOut)
 			}
 			core := c.core() // a fresh process would do exactly this
