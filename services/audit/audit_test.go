@@ -1,0 +1,142 @@
+package audit_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/services/audit"
+	"github.com/latchkey/latchkey/services/database"
+	"github.com/latchkey/latchkey/testutil"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutil.DropTemplate()
+	os.Exit(code)
+}
+
+func countRows(t *testing.T, db *database.DB) int64 {
+	t.Helper()
+	var n int64
+	if err := db.Gorm.Model(&models.AuditEvent{}).Count(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestBatcherCommitsEveryRowBeforeAcknowledging(t *testing.T) {
+	testutil.ForEachDialect(t, func(t *testing.T, db *database.DB) {
+		l := audit.New(db.Gorm, nil)
+		b := audit.NewBatcher(l, audit.BatchOptions{MaxBatch: 16, Writers: 2})
+		defer b.Close()
+		const n = 300
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				errs <- b.Record(context.Background(), models.AuditEvent{AppID: "app-1", Action: "sdk.proxy", Path: fmt.Sprintf("/r/%d", i)})
+			}(i)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("record: %v", err)
+			}
+		}
+		// Every acknowledged row is already there: no flush needed.
+		if got := countRows(t, db); got != n {
+			t.Fatalf("%d rows committed, want %d", got, n)
+		}
+	})
+}
+
+func TestBatcherReportsWriteFailureToEveryCaller(t *testing.T) {
+	db := testutil.NewDB(t, database.SQLite)
+	l := audit.New(db.Gorm, nil)
+	b := audit.NewBatcher(l, audit.BatchOptions{})
+	defer b.Close()
+	// An outcome the schema's CHECK constraint refuses makes the write fail.
+	err := b.Record(context.Background(), models.AuditEvent{AppID: "a", Action: "sdk.proxy", Outcome: "maybe"})
+	if err == nil {
+		t.Fatal("a failed audit write was acknowledged")
+	}
+	if countRows(t, db) != 0 {
+		t.Fatal("a refused row was written")
+	}
+	// The batcher keeps working after a failure.
+	if err := b.Record(context.Background(), models.AuditEvent{AppID: "a", Action: "sdk.proxy"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBatcherRefusesAfterClose(t *testing.T) {
+	db := testutil.NewDB(t, database.SQLite)
+	b := audit.NewBatcher(audit.New(db.Gorm, nil), audit.BatchOptions{})
+	b.Close()
+	if err := b.Record(context.Background(), models.AuditEvent{AppID: "a", Action: "x"}); !errors.Is(err, audit.ErrClosed) {
+		t.Fatalf("record after close: %v", err)
+	}
+}
+
+func TestListNewestFirstAndScopedByApp(t *testing.T) {
+	testutil.ForEachDialect(t, func(t *testing.T, db *database.DB) {
+		base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		tick := 0
+		l := audit.New(db.Gorm, func() time.Time { tick++; return base.Add(time.Duration(tick) * time.Second) })
+		for i := 0; i < 5; i++ {
+			if err := l.Write(context.Background(), models.AuditEvent{AppID: "a", Action: fmt.Sprintf("act.%d", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = l.Write(context.Background(), models.AuditEvent{AppID: "other", Action: "act.x"})
+		evs, err := l.List(context.Background(), audit.Query{AppID: "a", Limit: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 3 || evs[0].Action != "act.4" || evs[2].Action != "act.2" {
+			t.Fatalf("got %v", evs)
+		}
+		more, _ := l.List(context.Background(), audit.Query{AppID: "a", Limit: 10, Before: evs[2].ID})
+		if len(more) != 2 || more[0].Action != "act.1" {
+			t.Fatalf("cursor page: %v", more)
+		}
+	})
+}
+
+func TestContextIsBounded(t *testing.T) {
+	big := map[string]string{}
+	for i := 0; i < 200; i++ {
+		big[fmt.Sprintf("key-%03d", i)] = strings.Repeat("v", 300)
+	}
+	got := audit.EncodeContext(big)
+	if len(got) > audit.MaxContextBytes || !strings.Contains(got, "_truncated") {
+		t.Fatalf("context not bounded: %d bytes", len(got))
+	}
+	if audit.EncodeContext(nil) != "{}" {
+		t.Fatal("empty context")
+	}
+}
+
+func BenchmarkBatcherParallel(b *testing.B) {
+	db := testutil.NewDB(b, database.SQLite)
+	bt := audit.NewBatcher(audit.New(db.Gorm, nil), audit.BatchOptions{})
+	defer bt.Close()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := bt.Record(context.Background(), models.AuditEvent{AppID: "a", Action: "sdk.proxy"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

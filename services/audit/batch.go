@@ -1,0 +1,139 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"gorm.io/gorm"
+
+	"github.com/latchkey/latchkey/models"
+)
+
+// ErrClosed means the batcher has stopped and can take no more rows.
+var ErrClosed = errors.New("audit: batcher closed")
+
+// Batcher writes SDK-call audit rows with group commit: rows arriving while
+// a write is in flight are written together in the next statement, and
+// every caller waits until its own row is committed. Nothing is
+// acknowledged before it is durable, and under load one INSERT carries many
+// rows instead of one transaction per call. There is no timer: an idle
+// batcher writes a lone row immediately.
+type Batcher struct {
+	log     *Log
+	queue   chan pending
+	max     int
+	writers int
+
+	mu      sync.RWMutex
+	closed  bool
+	stopped chan struct{}
+	wg      sync.WaitGroup
+}
+
+type pending struct {
+	ev   models.AuditEvent
+	done chan error
+}
+
+// BatchOptions tune a Batcher.
+type BatchOptions struct {
+	// MaxBatch bounds the rows per INSERT (default 256).
+	MaxBatch int
+	// Writers is the number of concurrent writers (default 1; PostgreSQL
+	// benefits from a few, SQLite has one writer anyway).
+	Writers int
+}
+
+// NewBatcher starts the writers; Close stops them after draining the queue.
+func NewBatcher(l *Log, o BatchOptions) *Batcher {
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	if o.Writers <= 0 {
+		o.Writers = 1
+	}
+	b := &Batcher{log: l, queue: make(chan pending, o.MaxBatch*o.Writers*4), max: o.MaxBatch, writers: o.Writers, stopped: make(chan struct{})}
+	for i := 0; i < o.Writers; i++ {
+		b.wg.Add(1)
+		go b.writer()
+	}
+	return b
+}
+
+// Record writes ev and returns once it is committed (or failed). The
+// caller's request must fail when Record fails (DESIGN.md §3.9).
+func (b *Batcher) Record(ctx context.Context, ev models.AuditEvent) error {
+	if err := b.log.Prepare(&ev); err != nil {
+		return err
+	}
+	p := pending{ev: ev, done: make(chan error, 1)}
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case b.queue <- p:
+		b.mu.RUnlock()
+	case <-ctx.Done():
+		b.mu.RUnlock()
+		return fmt.Errorf("audit: enqueue: %w", ctx.Err())
+	}
+	// Once queued the row will be written even if ctx ends: waiting for the
+	// verdict is what lets the caller answer honestly.
+	return <-p.done
+}
+
+func (b *Batcher) writer() {
+	defer b.wg.Done()
+	batch := make([]pending, 0, b.max)
+	rows := make([]models.AuditEvent, 0, b.max)
+	for first := range b.queue {
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < b.max {
+			select {
+			case p, ok := <-b.queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, p)
+			default:
+				break drain
+			}
+		}
+		rows = rows[:0]
+		for _, p := range batch {
+			rows = append(rows, p.ev)
+		}
+		err := b.insert(rows)
+		for _, p := range batch {
+			p.done <- err
+		}
+	}
+}
+
+func (b *Batcher) insert(rows []models.AuditEvent) error {
+	// A background context: the rows belong to calls that are waiting, and a
+	// half-cancelled batch would fail callers whose own contexts are fine.
+	err := b.log.db.WithContext(context.Background()).Session(&gorm.Session{CreateBatchSize: b.max}).Create(&rows).Error
+	if err != nil {
+		return fmt.Errorf("audit: write %d row(s): %w", len(rows), err)
+	}
+	return nil
+}
+
+// Close stops accepting rows, writes those already queued and waits.
+func (b *Batcher) Close() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.closed = true
+	close(b.queue)
+	b.mu.Unlock()
+	b.wg.Wait()
+}
