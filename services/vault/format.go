@@ -7,6 +7,12 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
+// The AEAD is XChaCha20-Poly1305 rather than AES-256-GCM because its 192-bit
+// nonce can be drawn at random for every seal with no practical collision
+// risk, however many values one long-lived data key seals across replicas
+// that do not coordinate (GCM's 96-bit random nonces limit a key to about
+// 2³² messages); it is also constant-time in pure Go on CPUs without AES-NI.
+//
 // Ciphertext layout (all integers big-endian):
 //
 //	[0]      format byte: formatXChaCha20Poly1305

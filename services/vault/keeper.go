@@ -185,6 +185,7 @@ func createKeyFile(path string) ([32]byte, error) {
 	}
 	if err := os.Link(tmpName, path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
+			clear(key[:]) // another process won the race: use its key
 			return readKeyFile(path)
 		}
 		return key, fmt.Errorf("%w: install %s: %w", ErrKeyFile, path, err)

@@ -152,7 +152,7 @@ func (v *Vault) rotateStart(ctx context.Context, appID string, progress func(Rot
 		return r, fmt.Errorf("read keyring: %w", err)
 	}
 	if len(ring) == 0 {
-		return r, fmt.Errorf("%w: app %s", ErrNoKeyring, appID)
+		return r, ErrNoKeyring
 	}
 
 	for _, k := range ring {

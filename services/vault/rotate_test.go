@@ -97,6 +97,54 @@ func TestRotateKeepsEveryValueReadable(t *testing.T) {
 	})
 }
 
+// The wait for replicas is paid once per run, not once per app.
+func TestRotateWaitsOnceForAllApps(t *testing.T) {
+	testutil.ForEachDialect(t, func(t *testing.T, db *database.DB) {
+		keeper, _ := newKeeper(t)
+		const grace = 150 * time.Millisecond
+		v := newVault(t, db.Gorm, keeper, WithRotationGrace(grace))
+		apps := seedApps(t, db.Gorm, v, 3, 1)
+		waits, verified := 0, map[string]bool{}
+		began := time.Now()
+		rep, err := v.Rotate(context.Background(), "", func(p RotateProgress) {
+			switch p.Phase {
+			case PhaseWait:
+				waits++
+			case PhaseVerify:
+				verified[p.AppID] = true
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waits != 1 || len(verified) != len(apps) || rep.Apps != len(apps) {
+			t.Fatalf("%d waits, %d apps verified, report %+v", waits, len(verified), rep)
+		}
+		if elapsed := time.Since(began); elapsed < grace {
+			t.Fatalf("rotation finished after %v, before the %v grace", elapsed, grace)
+		}
+		assertReadable(t, db.Gorm, newVault(t, db.Gorm, keeper), allValues(apps))
+
+		// Zero grace: no wait and no second scan (nothing else is sealing).
+		v0 := newVault(t, db.Gorm, keeper, WithRotationGrace(0))
+		waits, verified = 0, map[string]bool{}
+		if _, err := v0.Rotate(context.Background(), "", func(p RotateProgress) {
+			if p.Phase == PhaseWait {
+				waits++
+			}
+			if p.Phase == PhaseVerify {
+				verified[p.AppID] = true
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if waits != 0 || len(verified) != 0 {
+			t.Fatalf("zero grace still waited (%d) or verified (%d)", waits, len(verified))
+		}
+		assertReadable(t, db.Gorm, newVault(t, db.Gorm, keeper), allValues(apps))
+	})
+}
+
 func TestRotateUnknownAppHasNoKeyring(t *testing.T) {
 	testutil.ForEachDialect(t, func(t *testing.T, db *database.DB) {
 		keeper, _ := newKeeper(t)

@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -98,9 +99,17 @@ func WithCacheTTL(d time.Duration) Option { return func(v *Vault) { v.ttl = d } 
 // before its final scan and the deletion of retired versions. It must exceed
 // the replicas' cache TTL plus the longest time a caller may take between
 // Seal and writing the result; a value sealed with a retired version and
-// written after the final scan would name a deleted key. The default is
-// twice the cache TTL plus DefaultWriteAllowance.
-func WithRotationGrace(d time.Duration) Option { return func(v *Vault) { v.grace = d } }
+// written after the final scan would name a deleted key. The default (and
+// what a negative d selects) is twice the cache TTL plus
+// DefaultWriteAllowance. Zero means no wait: only safe when nothing else
+// seals against the database while Rotate runs (tests, a stopped fleet).
+func WithRotationGrace(d time.Duration) Option {
+	return func(v *Vault) {
+		if d >= 0 {
+			v.grace, v.graceSet = d, true
+		}
+	}
+}
 
 // WithBatchSize sets how many rows Rotate re-encrypts per query.
 func WithBatchSize(n int) Option {
@@ -128,8 +137,11 @@ type Vault struct {
 	now    func() time.Time
 	rand   io.Reader
 	ttl    time.Duration
-	grace  time.Duration // 0: 2×ttl + DefaultWriteAllowance
-	batch  int
+	grace  time.Duration
+	// graceSet records WithRotationGrace; the default depends on the TTL,
+	// which may be set by a later option.
+	graceSet bool
+	batch    int
 
 	mu sync.RWMutex
 	// keys holds unwrapped data keys (as ready AEADs) of committed keyring
@@ -158,7 +170,7 @@ func New(db *gorm.DB, keeper *secrets.Keeper, opts ...Option) *Vault {
 	for _, o := range opts {
 		o(v)
 	}
-	if v.grace <= 0 {
+	if !v.graceSet {
 		v.grace = 2*v.ttl + DefaultWriteAllowance
 	}
 	return v
@@ -199,7 +211,7 @@ func (v *Vault) Seal(ctx context.Context, b Binding, plaintext []byte) ([]byte, 
 func (v *Vault) sealWith(version uint32, aead cipher.AEAD, b Binding, plaintext []byte) ([]byte, error) {
 	out := make([]byte, headerLen+nonceLen, headerLen+nonceLen+len(plaintext)+tagLen)
 	out[0] = formatXChaCha20Poly1305
-	out[1], out[2], out[3], out[4] = byte(version>>24), byte(version>>16), byte(version>>8), byte(version)
+	binary.BigEndian.PutUint32(out[1:headerLen], version)
 	nonce := out[headerLen:]
 	if _, err := io.ReadFull(v.rand, nonce); err != nil {
 		return nil, fmt.Errorf("vault: seal: read nonce: %w", err)
