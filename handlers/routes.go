@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v5"
+
+	"github.com/latchkey/latchkey/sdk/wire"
 )
 
 // Route names are the stable handles for reverse routing and tests; a path
@@ -20,7 +22,52 @@ const (
 	routeHealthzHead = "healthz_head"
 	routeReadyzHead  = "readyz_head"
 	routeStaticHead  = "static_head"
+
+	// Signed SDK API (DESIGN.md §4.6).
+	routeSDKMe                 = "sdk_me"
+	routeSDKAgentsCreate       = "sdk_agents_create"
+	routeSDKAgentsList         = "sdk_agents_list"
+	routeSDKAgentsGet          = "sdk_agents_get"
+	routeSDKAgentKeysMint      = "sdk_agent_keys_mint"
+	routeSDKAgentKeysDeprecate = "sdk_agent_keys_deprecate"
+	routeSDKAgentKeysRevoke    = "sdk_agent_keys_revoke"
+	routeSDKNotFound           = "sdk_not_found"
 )
+
+// Audit actions of SDK calls, one per endpoint.
+const (
+	actionSDKMe                 = "sdk.me"
+	actionSDKAgentsCreate       = "sdk.agents.create"
+	actionSDKAgentsList         = "sdk.agents.list"
+	actionSDKAgentsGet          = "sdk.agents.get"
+	actionSDKAgentKeysMint      = "sdk.agents.keys.mint"
+	actionSDKAgentKeysDeprecate = "sdk.agents.keys.deprecate"
+	actionSDKAgentKeysRevoke    = "sdk.agents.keys.revoke"
+	actionSDKNotFound           = "sdk.not_found"
+)
+
+// sdkPrefix is where the signed SDK API lives. Unknown paths under it are
+// authenticated too (then answered not_found), so nothing under the prefix
+// answers an unsigned request with anything but 401.
+const sdkPrefix = "/sdk/v1"
+
+// sdkRoutes lists every signed SDK endpoint; registerRoutes puts each
+// behind authenticateSDK. Add new SDK endpoints here.
+func (s *Server) sdkRoutes() []sdkRoute {
+	agent := wire.PathAgents + "/:agent_id"
+	key := agent + "/keys/:key_id"
+	return []sdkRoute{
+		{Method: http.MethodGet, Path: wire.PathMe, Name: routeSDKMe, Action: actionSDKMe, Handler: s.sdkMe},
+
+		// Agents and their keys: app keys only.
+		{Method: http.MethodPost, Path: wire.PathAgents, Name: routeSDKAgentsCreate, Action: actionSDKAgentsCreate, AppOnly: true, Handler: s.sdkCreateAgent},
+		{Method: http.MethodGet, Path: wire.PathAgents, Name: routeSDKAgentsList, Action: actionSDKAgentsList, AppOnly: true, Handler: s.sdkListAgents},
+		{Method: http.MethodGet, Path: agent, Name: routeSDKAgentsGet, Action: actionSDKAgentsGet, AppOnly: true, Handler: s.sdkGetAgent},
+		{Method: http.MethodPost, Path: agent + "/keys", Name: routeSDKAgentKeysMint, Action: actionSDKAgentKeysMint, AppOnly: true, Handler: s.sdkMintAgentKey},
+		{Method: http.MethodPost, Path: key + "/deprecate", Name: routeSDKAgentKeysDeprecate, Action: actionSDKAgentKeysDeprecate, AppOnly: true, Handler: s.sdkDeprecateAgentKey},
+		{Method: http.MethodDelete, Path: key, Name: routeSDKAgentKeysRevoke, Action: actionSDKAgentKeysRevoke, AppOnly: true, Handler: s.sdkRevokeAgentKey},
+	}
+}
 
 // registerRoutes is the one place every route is declared, so the whole HTTP
 // surface can be read top to bottom here.
@@ -39,6 +86,23 @@ func (s *Server) registerRoutes() error {
 		// Pages.
 		{Method: http.MethodGet, Path: "/", Name: routeLanding, Handler: s.landingPage},
 	}
+	// The SDK API exists only when the server can authenticate and audit
+	// it; without those (tools, page tests) its paths are simply unknown.
+	if s.sdkAuth != nil && s.audit != nil {
+		for _, r := range s.sdkRoutes() {
+			routes = append(routes, echo.Route{
+				Method: r.Method, Path: r.Path, Name: r.Name, Handler: r.Handler,
+				Middlewares: []echo.MiddlewareFunc{s.authenticateSDK(r)},
+			})
+		}
+		notFound := sdkRoute{Action: actionSDKNotFound}
+		routes = append(routes, echo.Route{
+			Method: echo.RouteNotFound, Path: sdkPrefix + "/*", Name: routeSDKNotFound,
+			Handler:     s.sdkNotFound,
+			Middlewares: []echo.MiddlewareFunc{s.authenticateSDK(notFound)},
+		})
+	}
+
 	for _, r := range routes {
 		if _, err := s.echo.AddRoute(r); err != nil {
 			return fmt.Errorf("register route %s %s: %w", r.Method, r.Path, err)

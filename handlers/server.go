@@ -52,6 +52,13 @@ type Deps struct {
 	// Assets are the files served under /static/. Nil uses the embedded
 	// static.FS; tests may pass their own.
 	Assets fs.FS
+
+	// The signed SDK API. Its routes are registered only when SDKAuth and
+	// Audit are set; an endpoint whose own service is missing answers 500.
+	SDKAuth SDKAuthenticator
+	Audit   AuditWriter
+	Agents  SDKAgents
+	APIKeys SDKKeys
 }
 
 // Server is the HTTP edge. It implements http.Handler.
@@ -70,6 +77,11 @@ type Server struct {
 	stylesheetURL string
 	scriptURL     string
 	iconURL       string
+
+	sdkAuth SDKAuthenticator
+	audit   AuditWriter
+	agents  SDKAgents
+	apiKeys SDKKeys
 }
 
 // New builds the server with all routes registered. It fails when the
@@ -82,6 +94,10 @@ func New(deps Deps) (*Server, error) {
 		readyTimeout: defaultReadyTimeout,
 		secure:       deps.Secure,
 		docsURL:      deps.DocsURL,
+		sdkAuth:      deps.SDKAuth,
+		audit:        deps.Audit,
+		agents:       deps.Agents,
+		apiKeys:      deps.APIKeys,
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"gocloud.dev/secrets"
@@ -18,7 +19,11 @@ import (
 	"github.com/latchkey/latchkey/services/apikeys"
 	"github.com/latchkey/latchkey/services/audit"
 	"github.com/latchkey/latchkey/services/database"
+	"github.com/latchkey/latchkey/services/grants"
+	"github.com/latchkey/latchkey/services/identity"
 	"github.com/latchkey/latchkey/services/password"
+	"github.com/latchkey/latchkey/services/sdkauth"
+	managed "github.com/latchkey/latchkey/services/secrets"
 	"github.com/latchkey/latchkey/services/tenancy"
 	"github.com/latchkey/latchkey/services/vault"
 )
@@ -35,6 +40,14 @@ type Core struct {
 	Keys    *apikeys.Service
 	Tenancy *tenancy.Service
 	Agents  *agents.Service
+	// Grants resolves, lists and revokes grants; Secrets manages
+	// managed secrets (gocloud's "secrets" package holds the keeper).
+	Grants   *grants.Service
+	Secrets  *managed.Service
+	Identity *identity.Service
+	// SDKAuth verifies signed SDK requests; its Run loop (started by
+	// Server.Serve) sweeps expired nonces and records key usage.
+	SDKAuth *sdkauth.Authenticator
 }
 
 // CoreOptions tune Open.
@@ -106,6 +119,12 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 		Keys:    keys,
 		Tenancy: tenancy.New(db.Gorm, v, keys, al, pw, now),
 		Agents:  agents.New(db.Gorm, keys, al, now),
+		Grants:  grants.New(db.Gorm, v, al, now),
+		Secrets: managed.New(db.Gorm, v, al, now),
+		// One client for discovery and JWKS, built once: go-oidc keeps the
+		// key sets it fetches for the life of the process.
+		Identity: identity.New(db.Gorm, v, al, &http.Client{Timeout: identity.DefaultDiscoveryTimeout}, now),
+		SDKAuth:  sdkauth.New(db.Gorm, v, al, now, sdkauth.WithLogger(logger)),
 	}, nil
 }
 

@@ -24,6 +24,10 @@ func New(core *Core) (*Server, error) {
 		Logger:    core.Logger,
 		Readiness: core,
 		PublicURL: core.Config.PublicURL.String(),
+		SDKAuth:   core.SDKAuth,
+		Audit:     core.Audit,
+		Agents:    core.Agents,
+		APIKeys:   core.Keys,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -47,8 +51,22 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve serves on ln until ctx is cancelled, then shuts down gracefully:
 // no new connections, in-flight requests get up to 20 seconds to finish.
+// The SDK authenticator's background jobs (nonce sweeping, key-usage
+// flushing) run for as long as the server does.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.http.ErrorLog = nil
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	bgDone := make(chan struct{})
+	go func() {
+		defer close(bgDone)
+		_ = s.core.SDKAuth.Run(bgCtx)
+	}()
+	// Stopped only after the HTTP server has drained, so the final usage
+	// flush sees the last requests.
+	defer func() {
+		stopBackground()
+		<-bgDone
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()
 	select {

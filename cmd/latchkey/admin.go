@@ -21,6 +21,9 @@ const adminUsage = `usage: latchkey admin <command> [flags] [--json]
   keys mint     --app APP_ID [--agent AGENT_ID]
   agents create --app APP_ID --name NAME [--display-name D]
   apps origins  --app APP_ID --allowed-origin ORIGIN… --return-url URL…
+  idp set       --app APP_ID --issuer URL --audience AUD [--groups-claim C] [--user-claim C] [--client-id ID --client-secret S]
+  secrets create --app APP_ID --name NAME (--value V | --value-env VAR) --inject TEMPLATE --allowed-host H… [--description D]
+  secrets grant  --secret ID --principal system|user:<subject>|group:<name>|agent:<agent_id>
   audit list    --app APP_ID [--limit N]
 `
 
@@ -51,6 +54,12 @@ func (e *environment) admin(ctx context.Context, args []string) error {
 		run = e.adminAppsOrigins
 	case "audit list":
 		run = e.adminAuditList
+	case "secrets create":
+		run = e.adminSecretsCreate
+	case "secrets grant":
+		run = e.adminSecretsGrant
+	case "idp set":
+		run = e.adminIdPSet
 	case "help", "help " + args[len(args)-1]:
 		fmt.Fprint(e.stdout, adminUsage)
 		return nil

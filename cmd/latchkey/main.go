@@ -68,6 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return env.keys(ctx, rest)
 	case "admin":
 		return env.admin(ctx, rest)
+	case "request":
+		return env.request(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

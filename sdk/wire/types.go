@@ -243,6 +243,7 @@ type Agent struct {
 type AgentKey struct {
 	KeyID        string     `json:"key_id"`
 	Status       KeyStatus  `json:"status"`
+	Label        string     `json:"label,omitempty"`
 	CreatedAt    time.Time  `json:"created_at"`
 	DeprecatedAt *time.Time `json:"deprecated_at,omitempty"`
 	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
@@ -254,6 +255,13 @@ type AgentKey struct {
 type CreateAgentRequest struct {
 	Name        string `json:"name"`
 	DisplayName string `json:"display_name,omitempty"`
+}
+
+// MintAgentKeyRequest is the optional body of
+// POST /sdk/v1/agents/{agent_id}/keys; an empty body or {} mints an
+// unlabelled key. The answer is the AgentKey with APIKey set.
+type MintAgentKeyRequest struct {
+	Label string `json:"label,omitempty"`
 }
 
 // CreateAgentResponse is the new agent with its first key (APIKey set).

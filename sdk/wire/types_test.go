@@ -15,7 +15,7 @@ func wireTypes() []any {
 		Principal{}, ManagedSecretGrantRequest{}, Me{}, EndUser{}, ConnectSessionRequest{},
 		ConnectSessionResponse{}, ConnectSessionStatus{}, ApprovalEnvelope{}, Approval{},
 		ApprovalResult{}, Agent{}, AgentKey{}, CreateAgentRequest{}, CreateAgentResponse{},
-		AgentList{}, ErrorBody{}, ErrorDetail{}, Vector{},
+		AgentList{}, MintAgentKeyRequest{}, ErrorBody{}, ErrorDetail{}, Vector{},
 	}
 }
 

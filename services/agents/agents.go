@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/handlers/requestid"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/services/apikeys"
 	"github.com/latchkey/latchkey/services/audit"
@@ -97,7 +98,8 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 			return fmt.Errorf("agents: insert: %w", err)
 		}
 		if err := s.audit.InTx(ctx, tx, models.AuditEvent{OrganizationID: app.OrganizationID, AppID: app.ID,
-			Action: audit.ActionAgentCreate, ActorKind: in.Actor.Kind, ActorID: in.Actor.ID, AgentID: ag.ID}); err != nil {
+			Action: audit.ActionAgentCreate, ActorKind: in.Actor.Kind, ActorID: in.Actor.ID, AgentID: ag.ID,
+			Caller: in.Actor.Caller, RequestID: requestid.From(ctx)}); err != nil {
 			return err
 		}
 		var err error

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/handlers/requestid"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/sdk/wire"
 	"github.com/latchkey/latchkey/services/audit"
@@ -41,10 +42,13 @@ func New(db *gorm.DB, v Sealer, a *audit.Log, now func() time.Time) *Service {
 	return &Service{db: db, vault: v, audit: a, now: now}
 }
 
-// Actor says who asked for a change, for the audit row.
+// Actor says who asked for a change, for the audit row. Caller is the
+// free-form Latchkey-Caller attribution of an SDK request (empty elsewhere);
+// it is recorded, never trusted.
 type Actor struct {
-	Kind string
-	ID   string
+	Kind   string
+	ID     string
+	Caller string
 }
 
 // MintInput selects the owner of a new key.
@@ -57,11 +61,13 @@ type MintInput struct {
 
 // Minted is a new key. APIKey is shown once and never stored.
 type Minted struct {
-	ID      string
-	KeyID   string
-	AppID   string
-	AgentID string
-	APIKey  wire.APIKey
+	ID        string
+	KeyID     string
+	AppID     string
+	AgentID   string
+	Label     string
+	CreatedAt time.Time
+	APIKey    wire.APIKey
 }
 
 // SigningKeyBinding is the vault binding of a key row's signing key.
@@ -142,10 +148,12 @@ func (s *Service) MintTx(ctx context.Context, tx *gorm.DB, app models.App, agent
 	if err := s.audit.InTx(ctx, tx, models.AuditEvent{
 		OrganizationID: app.OrganizationID, AppID: app.ID, Action: audit.ActionKeyMint,
 		ActorKind: actor.Kind, ActorID: actor.ID, KeyID: row.KeyID, AgentID: agentID,
+		Caller: actor.Caller, RequestID: requestid.From(ctx),
 	}); err != nil {
 		return Minted{}, err
 	}
-	return Minted{ID: row.ID, KeyID: row.KeyID, AppID: app.ID, AgentID: agentID, APIKey: key}, nil
+	return Minted{ID: row.ID, KeyID: row.KeyID, AppID: app.ID, AgentID: agentID, Label: label,
+		CreatedAt: now, APIKey: key}, nil
 }
 
 func notFound(err error, what string) error {
