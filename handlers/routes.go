@@ -46,9 +46,10 @@ const (
 	actionSDKNotFound           = "sdk.not_found"
 )
 
-// sdkPrefix is where the signed SDK API lives. Unknown paths under it are
-// authenticated too (then answered not_found), so nothing under the prefix
-// answers an unsigned request with anything but 401.
+// sdkPrefix is where the signed SDK API lives. Unknown paths and methods
+// under it are authenticated too (then answered not_found or
+// method_not_allowed), so nothing under the prefix answers an unsigned
+// request with anything but 401.
 const sdkPrefix = "/sdk/v1"
 
 // sdkRoutes lists every signed SDK endpoint; registerRoutes puts each

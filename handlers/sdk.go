@@ -52,9 +52,10 @@ type SDKAuthenticator interface {
 	Forget(keyID string)
 }
 
-// AuditWriter writes one audit row (services/audit).
-type AuditWriter interface {
-	Write(ctx context.Context, ev models.AuditEvent) error
+// AuditRecorder writes one audit row and returns once it is committed
+// (services/audit's Batcher, which groups concurrent calls' rows).
+type AuditRecorder interface {
+	Record(ctx context.Context, ev models.AuditEvent) error
 }
 
 // sdkRoute is one signed SDK endpoint. Path is absolute (most live under
@@ -209,7 +210,7 @@ func (s *Server) recordSDKCall(c *echo.Context, err error) error {
 			ev.Outcome = models.OutcomeError
 		}
 	}
-	if werr := s.audit.Write(c.Request().Context(), ev); werr != nil {
+	if werr := s.audit.Record(c.Request().Context(), ev); werr != nil {
 		return &APIError{Status: http.StatusInternalServerError, Code: wire.CodeInternal,
 			Message: "The call could not be recorded in the audit log, so it was not completed.", Err: werr}
 	}

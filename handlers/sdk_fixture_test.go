@@ -95,9 +95,11 @@ func (e *sdkEnv) server(db *database.DB) *testServer {
 	v := vault.New(db.Gorm, e.keeper)
 	al := audit.New(db.Gorm, e.clock.Now)
 	keys := apikeys.New(db.Gorm, v, al, e.clock.Now)
+	calls := audit.NewBatcher(al, audit.BatchOptions{})
+	e.t.Cleanup(calls.Close)
 	return newTestServer(e.t, Deps{
 		SDKAuth: sdkauth.New(db.Gorm, v, al, e.clock.Now),
-		Audit:   al,
+		Audit:   calls,
 		Agents:  agents.New(db.Gorm, keys, al, e.clock.Now),
 		APIKeys: keys,
 	}, nil)

@@ -56,7 +56,7 @@ type Deps struct {
 	// The signed SDK API. Its routes are registered only when SDKAuth and
 	// Audit are set; an endpoint whose own service is missing answers 500.
 	SDKAuth SDKAuthenticator
-	Audit   AuditWriter
+	Audit   AuditRecorder
 	Agents  SDKAgents
 	APIKeys SDKKeys
 }
@@ -79,7 +79,7 @@ type Server struct {
 	iconURL       string
 
 	sdkAuth SDKAuthenticator
-	audit   AuditWriter
+	audit   AuditRecorder
 	agents  SDKAgents
 	apiKeys SDKKeys
 }

@@ -48,6 +48,10 @@ type Core struct {
 	// SDKAuth verifies signed SDK requests; its Run loop (started by
 	// Server.Serve) sweeps expired nonces and records key usage.
 	SDKAuth *sdkauth.Authenticator
+	// AuditCalls writes the one audit row of every SDK call with group
+	// commit; changes of access keep writing theirs inside their own
+	// transactions through Audit.
+	AuditCalls *audit.Batcher
 }
 
 // CoreOptions tune Open.
@@ -109,6 +113,10 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 	}
 	al := audit.New(db.Gorm, now)
 	keys := apikeys.New(db.Gorm, v, al, now)
+	callWriters := 1 // SQLite has one writer whatever we do
+	if db.Dialect == database.Postgres {
+		callWriters = 4 // PostgreSQL commits several batches at once
+	}
 	return &Core{
 		Config:  cfg,
 		Logger:  logger,
@@ -123,13 +131,16 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 		Secrets: managed.New(db.Gorm, v, al, now),
 		// One client for discovery and JWKS, built once: go-oidc keeps the
 		// key sets it fetches for the life of the process.
-		Identity: identity.New(db.Gorm, v, al, &http.Client{Timeout: identity.DefaultDiscoveryTimeout}, now),
-		SDKAuth:  sdkauth.New(db.Gorm, v, al, now, sdkauth.WithLogger(logger)),
+		Identity:   identity.New(db.Gorm, v, al, &http.Client{Timeout: identity.DefaultDiscoveryTimeout}, now),
+		SDKAuth:    sdkauth.New(db.Gorm, v, al, now, sdkauth.WithLogger(logger)),
+		AuditCalls: audit.NewBatcher(al, audit.BatchOptions{Writers: callWriters}),
 	}, nil
 }
 
 // Close releases the keeper and the database.
 func (c *Core) Close() error {
+	// Queued audit rows are written before the database goes away.
+	c.AuditCalls.Close()
 	return errors.Join(c.Keeper.Close(), c.DB.Close())
 }
 

@@ -25,7 +25,7 @@ func New(core *Core) (*Server, error) {
 		Readiness: core,
 		PublicURL: core.Config.PublicURL.String(),
 		SDKAuth:   core.SDKAuth,
-		Audit:     core.Audit,
+		Audit:     core.AuditCalls,
 		Agents:    core.Agents,
 		APIKeys:   core.Keys,
 	})

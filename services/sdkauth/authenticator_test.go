@@ -676,3 +676,48 @@ func BenchmarkNonceUse(b *testing.B) {
 		})
 	}
 }
+
+func TestRunSweepsNoncesAndFlushesUsageWhenStopped(t *testing.T) {
+	db := testutil.NewDB(t, database.SQLite)
+	e := newEnv(t, db)
+	w := newWorld(e)
+	a := New(db.Gorm, e.vault, e.audit, e.clock.Now, WithSweepInterval(5*time.Millisecond))
+	stale := e.sign(w.appKey.APIKey, "GET", "/sdk/v1/me", nil, nil)
+	if _, err := e.authenticate(a, stale); err != nil {
+		t.Fatal(err)
+	}
+	// Step past the stale request's retention, then use the key again.
+	e.clock.Advance(NonceRetention + time.Second)
+	if _, err := e.authenticate(a, e.sign(w.appKey.APIKey, "GET", "/sdk/v1/me", nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int64
+		if err := db.Gorm.Model(&models.RequestNonce{}).Count(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d nonces left; the expired one was not swept", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var k models.APIKey
+	if err := db.Gorm.Where("key_id = ?", w.appKey.KeyID).Take(&k).Error; err != nil {
+		t.Fatal(err)
+	}
+	if k.LastUsedAt == nil || !k.LastUsedAt.Equal(e.clock.Now()) {
+		t.Fatalf("last_used_at %v after Run stopped, want %v", k.LastUsedAt, e.clock.Now())
+	}
+}
