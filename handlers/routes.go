@@ -32,6 +32,13 @@ const (
 	routeSDKAgentKeysDeprecate = "sdk_agent_keys_deprecate"
 	routeSDKAgentKeysRevoke    = "sdk_agent_keys_revoke"
 	routeSDKNotFound           = "sdk_not_found"
+	routeSDKProxy              = "sdk_proxy"
+	routeSDKToken              = "sdk_token"
+	routeSDKGrantsList         = "sdk_grants_list"
+	routeSDKGrantsGet          = "sdk_grants_get"
+	routeSDKGrantsRevoke       = "sdk_grants_revoke"
+	routeSDKDelegationRevoke   = "sdk_delegation_revoke"
+	routeSDKSecretGrant        = "sdk_managed_secret_grant"
 )
 
 // Audit actions of SDK calls, one per endpoint.
@@ -44,6 +51,13 @@ const (
 	actionSDKAgentKeysDeprecate = "sdk.agents.keys.deprecate"
 	actionSDKAgentKeysRevoke    = "sdk.agents.keys.revoke"
 	actionSDKNotFound           = "sdk.not_found"
+	actionSDKProxy              = "sdk.proxy"
+	actionSDKToken              = "sdk.token"
+	actionSDKGrantsList         = "sdk.grants.list"
+	actionSDKGrantsGet          = "sdk.grants.get"
+	actionSDKGrantsRevoke       = "sdk.grants.revoke"
+	actionSDKDelegationRevoke   = "sdk.delegations.revoke"
+	actionSDKSecretGrant        = "sdk.managed_secrets.grant"
 )
 
 // sdkPrefix is where the signed SDK API lives. Unknown paths and methods
@@ -57,7 +71,8 @@ const sdkPrefix = "/sdk/v1"
 func (s *Server) sdkRoutes() []sdkRoute {
 	agent := wire.PathAgents + "/:agent_id"
 	key := agent + "/keys/:key_id"
-	return []sdkRoute{
+	grant := wire.PathGrants + "/:grant_id"
+	routes := []sdkRoute{
 		{Method: http.MethodGet, Path: wire.PathMe, Name: routeSDKMe, Action: actionSDKMe, Handler: s.sdkMe},
 
 		// Agents and their keys: app keys only.
@@ -68,6 +83,19 @@ func (s *Server) sdkRoutes() []sdkRoute {
 		{Method: http.MethodPost, Path: key + "/deprecate", Name: routeSDKAgentKeysDeprecate, Action: actionSDKAgentKeysDeprecate, AppOnly: true, Handler: s.sdkDeprecateAgentKey},
 		{Method: http.MethodDelete, Path: key, Name: routeSDKAgentKeysRevoke, Action: actionSDKAgentKeysRevoke, AppOnly: true, Handler: s.sdkRevokeAgentKey},
 	}
+	if s.grants != nil && s.identity != nil && s.secrets != nil && s.proxy != nil {
+		routes = append(routes, []sdkRoute{
+			// Calls with a credential, and the grants behind them.
+			{Method: http.MethodPost, Path: wire.PathProxy, Name: routeSDKProxy, Action: actionSDKProxy, Handler: s.sdkProxy},
+			{Method: http.MethodPost, Path: wire.PathToken, Name: routeSDKToken, Action: actionSDKToken, Handler: s.sdkToken},
+			{Method: http.MethodGet, Path: wire.PathGrants, Name: routeSDKGrantsList, Action: actionSDKGrantsList, Handler: s.sdkListGrants},
+			{Method: http.MethodGet, Path: grant, Name: routeSDKGrantsGet, Action: actionSDKGrantsGet, Handler: s.sdkGetGrant},
+			{Method: http.MethodDelete, Path: grant, Name: routeSDKGrantsRevoke, Action: actionSDKGrantsRevoke, AppOnly: true, Handler: s.sdkRevokeGrant},
+			{Method: http.MethodDelete, Path: grant + "/delegations/:agent_id", Name: routeSDKDelegationRevoke, Action: actionSDKDelegationRevoke, Handler: s.sdkRevokeDelegation},
+			{Method: http.MethodPost, Path: wire.PathManagedSecrets + "/:secret_id/grants", Name: routeSDKSecretGrant, Action: actionSDKSecretGrant, AppOnly: true, Handler: s.sdkGrantManagedSecret},
+		}...)
+	}
+	return routes
 }
 
 // registerRoutes is the one place every route is declared, so the whole HTTP

@@ -201,13 +201,21 @@ func (s *Server) recordSDKCall(c *echo.Context, err error) error {
 	call.recorded = true
 	ev := call.event
 	ev.LatencyMS = time.Since(call.start).Milliseconds()
-	ev.Outcome = models.OutcomeSuccess
+	// A handler may have judged the outcome already (an upstream 5xx is
+	// an upstream_error even though Latchkey itself succeeded).
+	if ev.Outcome == "" {
+		ev.Outcome = models.OutcomeSuccess
+	}
 	if err != nil {
 		pub := publicError(err)
 		ev.ErrorCode = string(pub.Code)
-		ev.Outcome = models.OutcomeDenied
-		if pub.Status >= http.StatusInternalServerError {
+		switch {
+		case pub.Code == wire.CodeUpstreamUnreachable || pub.Code == wire.CodeUpstreamTimeout:
+			ev.Outcome = models.OutcomeUpstreamError
+		case pub.Status >= http.StatusInternalServerError:
 			ev.Outcome = models.OutcomeError
+		default:
+			ev.Outcome = models.OutcomeDenied
 		}
 	}
 	if werr := s.audit.Record(c.Request().Context(), ev); werr != nil {

@@ -59,6 +59,13 @@ type Deps struct {
 	Audit   AuditRecorder
 	Agents  SDKAgents
 	APIKeys SDKKeys
+	// Grants, Identity, Secrets and Proxy back the credential endpoints
+	// (proxy, token, grants, managed-secret grants); those routes exist only
+	// when all four are set.
+	Grants   SDKGrants
+	Identity SDKIdentity
+	Secrets  SDKSecrets
+	Proxy    SDKProxy
 }
 
 // Server is the HTTP edge. It implements http.Handler.
@@ -78,10 +85,14 @@ type Server struct {
 	scriptURL     string
 	iconURL       string
 
-	sdkAuth SDKAuthenticator
-	audit   AuditRecorder
-	agents  SDKAgents
-	apiKeys SDKKeys
+	sdkAuth  SDKAuthenticator
+	audit    AuditRecorder
+	agents   SDKAgents
+	apiKeys  SDKKeys
+	grants   SDKGrants
+	identity SDKIdentity
+	secrets  SDKSecrets
+	proxy    SDKProxy
 }
 
 // New builds the server with all routes registered. It fails when the
@@ -98,6 +109,10 @@ func New(deps Deps) (*Server, error) {
 		audit:        deps.Audit,
 		agents:       deps.Agents,
 		apiKeys:      deps.APIKeys,
+		grants:       deps.Grants,
+		identity:     deps.Identity,
+		secrets:      deps.Secrets,
+		proxy:        deps.Proxy,
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)

@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -18,10 +19,13 @@ import (
 	"github.com/latchkey/latchkey/services/agents"
 	"github.com/latchkey/latchkey/services/apikeys"
 	"github.com/latchkey/latchkey/services/audit"
+	"github.com/latchkey/latchkey/services/catalog"
 	"github.com/latchkey/latchkey/services/database"
+	"github.com/latchkey/latchkey/services/egress"
 	"github.com/latchkey/latchkey/services/grants"
 	"github.com/latchkey/latchkey/services/identity"
 	"github.com/latchkey/latchkey/services/password"
+	"github.com/latchkey/latchkey/services/proxy"
 	"github.com/latchkey/latchkey/services/sdkauth"
 	managed "github.com/latchkey/latchkey/services/secrets"
 	"github.com/latchkey/latchkey/services/tenancy"
@@ -52,6 +56,12 @@ type Core struct {
 	// commit; changes of access keep writing theirs inside their own
 	// transactions through Audit.
 	AuditCalls *audit.Batcher
+	// Catalog is the embedded provider catalog.
+	Catalog *catalog.Catalog
+	// Egress makes the proxy's outbound calls over one shared transport.
+	Egress *egress.Egress
+	// Proxy runs proxied calls and retrieve mode.
+	Proxy *proxy.Service
 }
 
 // CoreOptions tune Open.
@@ -113,6 +123,13 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 	}
 	al := audit.New(db.Gorm, now)
 	keys := apikeys.New(db.Gorm, v, al, now)
+	cat, err := catalog.Load()
+	if err != nil {
+		return nil, fmt.Errorf("server: provider catalog: %w", err)
+	}
+	eg := egress.New(egress.Options{AllowPrivate: cfg.AllowPrivateUpstreams, Logger: logger})
+	grantSvc := grants.New(db.Gorm, v, al, now)
+	identitySvc := identity.New(db.Gorm, v, al, &http.Client{Timeout: identity.DefaultDiscoveryTimeout}, now)
 	callWriters := 1 // SQLite has one writer whatever we do
 	if db.Dialect == database.Postgres {
 		callWriters = 4 // PostgreSQL commits several batches at once
@@ -127,13 +144,16 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 		Keys:    keys,
 		Tenancy: tenancy.New(db.Gorm, v, keys, al, pw, now),
 		Agents:  agents.New(db.Gorm, keys, al, now),
-		Grants:  grants.New(db.Gorm, v, al, now),
+		Grants:  grantSvc,
 		Secrets: managed.New(db.Gorm, v, al, now),
 		// One client for discovery and JWKS, built once: go-oidc keeps the
 		// key sets it fetches for the life of the process.
-		Identity:   identity.New(db.Gorm, v, al, &http.Client{Timeout: identity.DefaultDiscoveryTimeout}, now),
+		Identity:   identitySvc,
 		SDKAuth:    sdkauth.New(db.Gorm, v, al, now, sdkauth.WithLogger(logger)),
 		AuditCalls: audit.NewBatcher(al, audit.BatchOptions{Writers: callWriters}),
+		Catalog:    cat,
+		Egress:     eg,
+		Proxy:      proxy.New(db.Gorm, identitySvc, grantSvc, eg, cat),
 	}, nil
 }
 
@@ -141,6 +161,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 func (c *Core) Close() error {
 	// Queued audit rows are written before the database goes away.
 	c.AuditCalls.Close()
+	c.Egress.Close()
 	return errors.Join(c.Keeper.Close(), c.DB.Close())
 }
 

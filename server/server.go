@@ -28,6 +28,10 @@ func New(core *Core) (*Server, error) {
 		Audit:     core.AuditCalls,
 		Agents:    core.Agents,
 		APIKeys:   core.Keys,
+		Grants:    core.Grants,
+		Identity:  core.Identity,
+		Secrets:   core.Secrets,
+		Proxy:     core.Proxy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
