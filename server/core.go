@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"gocloud.dev/secrets"
@@ -70,6 +71,10 @@ type CoreOptions struct {
 	Now func() time.Time
 	// PasswordParams sets the argon2id cost; zero uses password.Default().
 	PasswordParams password.Params
+	// GrantCacheTTL bounds how long resolved grants are reused (and so how
+	// long a revocation made elsewhere takes to reach this process); zero
+	// uses proxy.DefaultCacheTTL, negative disables the cache.
+	GrantCacheTTL time.Duration
 	// Vault options, e.g. vault.WithRotationGrace for `keys rotate --grace`.
 	Vault []vault.Option
 }
@@ -128,11 +133,19 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 		return nil, fmt.Errorf("server: provider catalog: %w", err)
 	}
 	eg := egress.New(egress.Options{AllowPrivate: cfg.AllowPrivateUpstreams, Logger: logger})
-	grantSvc := grants.New(db.Gorm, v, al, now)
+	proxyCache := proxy.NewCache(opts.GrantCacheTTL, now)
+	if opts.GrantCacheTTL == 0 {
+		proxyCache = proxy.NewCache(proxy.DefaultCacheTTL, now)
+	}
+	grantSvc := grants.New(db.Gorm, v, al, now, grants.WithOnChange(proxyCache.Invalidate))
 	identitySvc := identity.New(db.Gorm, v, al, &http.Client{Timeout: identity.DefaultDiscoveryTimeout}, now)
 	callWriters := 1 // SQLite has one writer whatever we do
+	// On SQLite the hot-path writers (nonces, call audit rows) take turns
+	// in process rather than in SQLite's sleeping busy handler.
+	var hotWrites sync.Locker = &sync.Mutex{}
 	if db.Dialect == database.Postgres {
 		callWriters = 4 // PostgreSQL commits several batches at once
+		hotWrites = nil
 	}
 	return &Core{
 		Config:  cfg,
@@ -145,15 +158,15 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 		Tenancy: tenancy.New(db.Gorm, v, keys, al, pw, now),
 		Agents:  agents.New(db.Gorm, keys, al, now),
 		Grants:  grantSvc,
-		Secrets: managed.New(db.Gorm, v, al, now),
+		Secrets: managed.New(db.Gorm, v, al, now, managed.WithOnChange(proxyCache.Invalidate)),
 		// One client for discovery and JWKS, built once: go-oidc keeps the
 		// key sets it fetches for the life of the process.
 		Identity:   identitySvc,
-		SDKAuth:    sdkauth.New(db.Gorm, v, al, now, sdkauth.WithLogger(logger)),
-		AuditCalls: audit.NewBatcher(al, audit.BatchOptions{Writers: callWriters}),
+		SDKAuth:    sdkauth.New(db.Gorm, v, al, now, sdkauth.WithLogger(logger), sdkauth.WithWriteLock(hotWrites)),
+		AuditCalls: audit.NewBatcher(al, audit.BatchOptions{Writers: callWriters, WriteLock: hotWrites}),
 		Catalog:    cat,
 		Egress:     eg,
-		Proxy:      proxy.New(db.Gorm, identitySvc, grantSvc, eg, cat),
+		Proxy:      proxy.New(db.Gorm, identitySvc, grantSvc, eg, cat, proxyCache),
 	}, nil
 }
 

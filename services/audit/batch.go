@@ -25,6 +25,7 @@ type Batcher struct {
 	queue   chan pending
 	max     int
 	writers int
+	lock    sync.Locker
 
 	mu      sync.RWMutex
 	closed  bool
@@ -44,6 +45,10 @@ type BatchOptions struct {
 	// Writers is the number of concurrent writers (default 1; PostgreSQL
 	// benefits from a few, SQLite has one writer anyway).
 	Writers int
+	// WriteLock, when set, is held around each INSERT so that hot-path
+	// writers of one process take turns instead of racing for SQLite's
+	// single write lock (whose busy handler sleeps in milliseconds).
+	WriteLock sync.Locker
 }
 
 // NewBatcher starts the writers; Close stops them after draining the queue.
@@ -54,7 +59,7 @@ func NewBatcher(l *Log, o BatchOptions) *Batcher {
 	if o.Writers <= 0 {
 		o.Writers = 1
 	}
-	b := &Batcher{log: l, queue: make(chan pending, o.MaxBatch*o.Writers*4), max: o.MaxBatch, writers: o.Writers, stopped: make(chan struct{})}
+	b := &Batcher{log: l, queue: make(chan pending, o.MaxBatch*o.Writers*4), max: o.MaxBatch, writers: o.Writers, lock: o.WriteLock, stopped: make(chan struct{})}
 	for i := 0; i < o.Writers; i++ {
 		b.wg.Add(1)
 		go b.writer()
@@ -116,6 +121,10 @@ func (b *Batcher) writer() {
 }
 
 func (b *Batcher) insert(rows []models.AuditEvent) error {
+	if b.lock != nil {
+		b.lock.Lock()
+		defer b.lock.Unlock()
+	}
 	// A background context: the rows belong to calls that are waiting, and a
 	// half-cancelled batch would fail callers whose own contexts are fine.
 	err := b.log.db.WithContext(context.Background()).Session(&gorm.Session{CreateBatchSize: b.max}).Create(&rows).Error

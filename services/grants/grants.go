@@ -57,14 +57,27 @@ type Service struct {
 	vault Opener
 	audit *audit.Log
 	now   func() time.Time
+	// changed is called after every committed change of who may use what,
+	// so caches of resolved grants (services/proxy) drop their entries.
+	changed func()
 }
 
+// Option tunes the service.
+type Option func(*Service)
+
+// WithOnChange registers fn to run after every committed change.
+func WithOnChange(fn func()) Option { return func(s *Service) { s.changed = fn } }
+
 // New builds the service. now nil means time.Now.
-func New(db *gorm.DB, v Opener, a *audit.Log, now func() time.Time) *Service {
+func New(db *gorm.DB, v Opener, a *audit.Log, now func() time.Time, opts ...Option) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{db: db, vault: v, audit: a, now: now}
+	s := &Service{db: db, vault: v, audit: a, now: now, changed: func() {}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // EndUser is the end user of a call, already verified by the identity

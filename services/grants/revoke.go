@@ -72,6 +72,7 @@ func (s *Service) Revoke(ctx context.Context, caller sdkauth.Caller, id string) 
 	if err != nil {
 		return wire.Grant{}, err
 	}
+	s.changed()
 	return s.toWire(ctx, g)
 }
 
@@ -96,7 +97,7 @@ func (s *Service) RevokeDelegation(ctx context.Context, caller sdkauth.Caller, g
 		return errs.Coded(wire.CodeForbidden, "an agent can revoke only its own delegations")
 	}
 	now := s.now().UTC()
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var g models.Grant
 		err := tx.Where("id = ? AND app_id = ?", gid, caller.AppID).Take(&g).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -130,4 +131,8 @@ func (s *Service) RevokeDelegation(ctx context.Context, caller sdkauth.Caller, g
 		ev.Context = audit.EncodeContext(map[string]string{"delegation_id": d.ID, "by_agent": strconv.FormatBool(a.mode == modeAgent)})
 		return s.audit.InTx(ctx, tx, ev)
 	})
+	if err == nil {
+		s.changed()
+	}
+	return err
 }

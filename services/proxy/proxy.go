@@ -66,11 +66,12 @@ type Service struct {
 	grants    Grants
 	egress    Egress
 	providers Providers
+	cache     *Cache
 }
 
-// New builds the service.
-func New(db *gorm.DB, id Identity, g Grants, e Egress, p Providers) *Service {
-	return &Service{db: db, identity: id, grants: g, egress: e, providers: p}
+// New builds the service. cache may be nil (no caching).
+func New(db *gorm.DB, id Identity, g Grants, e Egress, p Providers, cache *Cache) *Service {
+	return &Service{db: db, identity: id, grants: g, egress: e, providers: p, cache: cache}
 }
 
 // Info is what a call learned on the way, for its audit row. It is filled
@@ -100,6 +101,33 @@ type authorized struct {
 }
 
 func (s *Service) authorize(ctx context.Context, caller sdkauth.Caller, sel Selection, info *Info) (authorized, error) {
+	key := cacheKey(caller.AppID, caller.AgentID, caller.Impersonating, caller.UserToken, sel)
+	if a, ok := s.cache.get(key); ok {
+		// A token must still be valid (unexpired) for its cached result to
+		// apply: identity verification is cheap when cached and never skipped.
+		if caller.UserToken != "" {
+			if _, err := s.identity.Verify(ctx, caller.AppID, caller.UserToken); err != nil {
+				return authorized{}, err
+			}
+		}
+		a.fill(info)
+		return a, nil
+	}
+	gen := s.cache.generation()
+	a, err := s.resolve(ctx, caller, sel, info)
+	if err != nil {
+		return authorized{}, err
+	}
+	s.cache.put(key, gen, a)
+	return a, nil
+}
+
+func (a authorized) fill(info *Info) {
+	info.GrantID, info.Provider = a.resolved.Grant.ID, a.resolved.Grant.Provider
+	info.PrincipalKind, info.PrincipalID = a.resolved.Grant.PrincipalKind, a.resolved.Grant.PrincipalID
+}
+
+func (s *Service) resolve(ctx context.Context, caller sdkauth.Caller, sel Selection, info *Info) (authorized, error) {
 	var endUser *grants.EndUser
 	if caller.UserToken != "" {
 		u, err := s.identity.Verify(ctx, caller.AppID, caller.UserToken)

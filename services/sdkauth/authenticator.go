@@ -82,6 +82,14 @@ func WithSweepInterval(d time.Duration) Option {
 	}
 }
 
+// WithWriteLock serializes the nonce store's writes with other hot-path
+// writers sharing lock. On SQLite, which has one writer, two batchers that
+// race for the database lock fall into its busy handler's millisecond
+// sleeps; taking turns in process is far cheaper.
+func WithWriteLock(lock sync.Locker) Option {
+	return func(a *Authenticator) { a.nonces.lock = lock }
+}
+
 // WithLogger sets where Run reports failed sweeps and flushes.
 func WithLogger(l *slog.Logger) Option {
 	return func(a *Authenticator) {

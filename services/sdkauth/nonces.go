@@ -41,6 +41,8 @@ const nonceBatchTimeout = 10 * time.Second
 // waits on a timer.
 type NonceStore struct {
 	db *gorm.DB
+	// lock, when set, is held around each INSERT (see WithWriteLock).
+	lock sync.Locker
 
 	mu      sync.Mutex
 	pending []*nonceReq
@@ -139,6 +141,10 @@ func (n *NonceStore) insert(ctx context.Context, batch []*nonceReq) {
 		for _, r := range batch {
 			r.fresh, r.err = false, fmt.Errorf("sdkauth: record nonce: %w", err)
 		}
+	}
+	if n.lock != nil {
+		n.lock.Lock()
+		defer n.lock.Unlock()
 	}
 	rows, err := n.db.WithContext(ctx).Raw(sb.String(), args...).Rows()
 	if err != nil {

@@ -101,6 +101,14 @@ type Granted struct {
 //     user's first sign-in; the identity service finds the same row on the
 //     user's first verified token.
 func (s *Service) Grant(ctx context.Context, in GrantInput) (Granted, error) {
+	g, err := s.grant(ctx, in)
+	if err == nil && g.Created {
+		s.changed()
+	}
+	return g, err
+}
+
+func (s *Service) grant(ctx context.Context, in GrantInput) (Granted, error) {
 	var v errs.Validation
 	if _, err := uuid.Parse(in.AppID); err != nil {
 		v.Add("app", "must be an app id (UUID)")

@@ -64,14 +64,27 @@ type Service struct {
 	vault Sealer
 	audit *audit.Log
 	now   func() time.Time
+	// changed is called after every committed change of who may use what,
+	// so caches of resolved grants (services/proxy) drop their entries.
+	changed func()
 }
 
+// Option tunes the service.
+type Option func(*Service)
+
+// WithOnChange registers fn to run after every committed change.
+func WithOnChange(fn func()) Option { return func(s *Service) { s.changed = fn } }
+
 // New builds the service. now nil means time.Now.
-func New(db *gorm.DB, v Sealer, a *audit.Log, now func() time.Time) *Service {
+func New(db *gorm.DB, v Sealer, a *audit.Log, now func() time.Time, opts ...Option) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{db: db, vault: v, audit: a, now: now}
+	s := &Service{db: db, vault: v, audit: a, now: now, changed: func() {}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // CreateInput describes a new managed secret. Value is write-only.
@@ -183,6 +196,14 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (string, error) {
 // its next use sees the new value; the credential's version is bumped and
 // the secret's rotated_at set, with a secret.rotate audit row.
 func (s *Service) Rotate(ctx context.Context, appID, secretID, newValue string, actor apikeys.Actor) error {
+	err := s.rotate(ctx, appID, secretID, newValue, actor)
+	if err == nil {
+		s.changed()
+	}
+	return err
+}
+
+func (s *Service) rotate(ctx context.Context, appID, secretID, newValue string, actor apikeys.Actor) error {
 	var v errs.Validation
 	if _, err := uuid.Parse(appID); err != nil {
 		v.Add("app", "must be an app id (UUID)")
