@@ -29,7 +29,11 @@ test: ## Run the whole test suite
 	$(GO) test -count=1 -timeout 20m $(TEST_PKGS)
 
 .PHONY: bench
-bench: ## Run the benchmarks
+bench: ## Proxy load test: direct vs bare reverse proxy vs Latchkey on SQLite and PostgreSQL
+	$(GO) run ./e2e/bench $(BENCH_FLAGS)
+
+.PHONY: bench-go
+bench-go: ## Go micro-benchmarks of every package
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 .PHONY: lint
