@@ -24,7 +24,7 @@ build: ## Build bin/latchkey (pure Go, no cgo)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/latchkey
 
 .PHONY: test
-test: ## Run the whole test suite
+test: node_modules ## Run the whole test suite (browser tests load @alter-ai/connect from node_modules)
 	@$(GO) run ./testutil/pgprobe
 	$(GO) test -count=1 -timeout 20m $(TEST_PKGS)
 
