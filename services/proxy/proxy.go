@@ -158,17 +158,22 @@ func (s *Service) resolve(ctx context.Context, caller sdkauth.Caller, sel Select
 			return authorized{}, errs.Coded(wire.CodeHostNotAllowed, "the grant's provider has no allowed API hosts")
 		}
 		hosts = p.APIHosts
-		if inj := p.Injection(); inj != "" {
-			injection = inj
-		}
+		// The catalog writes its templates with {token}; egress's
+		// placeholder is {secret}.
+		injection = strings.ReplaceAll(p.Injection(), "{token}", egress.Placeholder)
 	}
+	// Stored hosts and templates were validated when written: a failure here
+	// is Latchkey's own fault (corruption, a catalog change), never the
+	// caller's, so it fails closed as internal.
 	allowed, err := egress.ParseAllowList(hosts)
 	if err != nil {
-		return authorized{}, fmt.Errorf("proxy: allowed hosts of grant %s: %w", res.Grant.ID, err)
+		return authorized{}, &errs.CodedError{Code: wire.CodeInternal, Message: "the grant's allowed hosts are unusable",
+			Cause: fmt.Errorf("proxy: allowed hosts of grant %s: %w", res.Grant.ID, err)}
 	}
 	inj, err := egress.ParseInjection(injection)
 	if err != nil {
-		return authorized{}, fmt.Errorf("proxy: injection of grant %s: %w", res.Grant.ID, err)
+		return authorized{}, &errs.CodedError{Code: wire.CodeInternal, Message: "the grant's injection rule is unusable",
+			Cause: fmt.Errorf("proxy: injection of grant %s: %w", res.Grant.ID, err)}
 	}
 	return authorized{resolved: res, credential: cred, allowed: allowed, injection: inj}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/latchkey/latchkey/handlers/requestid"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/services/apikeys"
 	"github.com/latchkey/latchkey/services/audit"
@@ -152,16 +153,21 @@ func (s *Service) grant(ctx context.Context, in GrantInput) (Granted, error) {
 			return err
 		}
 		now := s.now().UTC()
-		g := models.Grant{ID: id, AppID: app.ID, CredentialID: cred.ID, PrincipalKind: p.Kind, PrincipalID: principalID,
+		g := models.Grant{ID: id, AppID: app.ID, CredentialID: &cred.ID, PrincipalKind: p.Kind, PrincipalID: principalID,
 			Provider: provider, ManagedSecretID: &ms.ID, Status: models.GrantActive, Metadata: "{}",
 			CreatedAt: now, UpdatedAt: now}
 		if err := tx.Create(&g).Error; err != nil {
 			return fmt.Errorf("secrets: insert grant: %w", err)
 		}
-		if err := s.audit.InTx(ctx, tx, models.AuditEvent{OrganizationID: app.OrganizationID, AppID: app.ID,
+		ev := models.AuditEvent{OrganizationID: app.OrganizationID, AppID: app.ID,
 			Action: grants.ActionGrantCreate, ActorKind: in.Actor.Kind, ActorID: in.Actor.ID,
+			Caller: in.Actor.Caller, RequestID: requestid.From(ctx),
 			GrantID: g.ID, Provider: provider, PrincipalKind: p.Kind, PrincipalID: principalID,
-			Context: audit.EncodeContext(map[string]string{"managed_secret_id": ms.ID})}); err != nil {
+			Context: audit.EncodeContext(map[string]string{"managed_secret_id": ms.ID})}
+		if in.Actor.Kind == audit.ActorKey {
+			ev.KeyID = in.Actor.ID
+		}
+		if err := s.audit.InTx(ctx, tx, ev); err != nil {
 			return err
 		}
 		out = Granted{GrantID: g.ID, Created: true}
