@@ -95,9 +95,12 @@ const (
 
 // Grant lets one principal use one credential.
 type Grant struct {
-	ID                string `gorm:"primaryKey"`
-	AppID             string
-	CredentialID      string
+	ID    string `gorm:"primaryKey"`
+	AppID string
+	// CredentialID is nil once the credential is deleted: revoking the
+	// last grant on an OAuth credential deletes it, and the revoked grants
+	// stay as history (migration 00002, ON DELETE SET NULL).
+	CredentialID      *string
 	PrincipalKind     string
 	PrincipalID       string // end user id, group name, agent id; empty for system
 	Provider          string // provider slug, or "secret:<name>" for managed secrets

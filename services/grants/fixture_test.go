@@ -151,7 +151,7 @@ func (w *world) grant(s gspec) string {
 	if s.status == "" {
 		s.status = models.GrantActive
 	}
-	g := models.Grant{ID: w.id(), AppID: s.app, CredentialID: s.cred, PrincipalKind: s.kind, PrincipalID: s.principal,
+	g := models.Grant{ID: w.id(), AppID: s.app, CredentialID: &s.cred, PrincipalKind: s.kind, PrincipalID: s.principal,
 		Provider: s.provider, AccountIdentifier: s.account, Status: s.status, Scopes: "read write",
 		Metadata: `{"plan":"pro"}`, ExpiresAt: s.expires, CreatedAt: w.now, UpdatedAt: w.now}
 	if s.secret != "" {

@@ -360,8 +360,8 @@ func choose(rows []grantRow, account string, now time.Time) (*grantRow, error) {
 	}
 	best := map[string]grantRow{}
 	for _, r := range live {
-		if cur, ok := best[r.CredentialID]; !ok || better(r, cur, now) {
-			best[r.CredentialID] = r
+		if cur, ok := best[deref(r.CredentialID)]; !ok || better(r, cur, now) {
+			best[deref(r.CredentialID)] = r
 		}
 	}
 	if len(best) > 1 {
@@ -442,7 +442,7 @@ func (r grantRow) resolved() Resolved {
 	out := Resolved{
 		Grant: r.Grant,
 		Credential: CredentialMeta{
-			ID:               r.CredentialID,
+			ID:               deref(r.CredentialID),
 			Kind:             r.CredKind,
 			ProviderConfigID: deref(r.CredProviderConfigID),
 			ManagedSecretID:  deref(r.CredManagedSecretID),

@@ -160,7 +160,7 @@ func TestResolveFollowsDesign47(t *testing.T) {
 				if got.Via != tt.wantVia {
 					t.Fatalf("via %q, want %q", got.Via, tt.wantVia)
 				}
-				if got.Credential.ID != got.Grant.CredentialID || got.Credential.Kind == "" {
+				if got.Grant.CredentialID == nil || got.Credential.ID != *got.Grant.CredentialID || got.Credential.Kind == "" {
 					t.Fatalf("credential metadata %+v does not describe the grant's credential", got.Credential)
 				}
 				if got.Via == grants.ViaDelegation && (got.DelegationID == "" || got.DelegatorID == "") {

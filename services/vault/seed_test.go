@@ -155,7 +155,7 @@ func seedSecrets(t testing.TB, db *gorm.DB, v *Vault, appID string, n int) []sea
 	create(&flow)
 
 	if firstCred != "" {
-		g := models.Grant{ID: newID(t), AppID: appID, CredentialID: firstCred, PrincipalKind: models.PrincipalSystem,
+		g := models.Grant{ID: newID(t), AppID: appID, CredentialID: &firstCred, PrincipalKind: models.PrincipalSystem,
 			Provider: "github", Status: models.GrantActive, Metadata: "{}", CreatedAt: now, UpdatedAt: now}
 		create(&g)
 		ap := models.Approval{ID: newID(t), AppID: appID, GrantID: g.ID, KeyID: key.KeyID, Status: models.ApprovalExecuted,
