@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/latchkey/latchkey/sdk/wire"
+	"github.com/latchkey/latchkey/services/oauth"
 )
 
 // Route names are the stable handles for reverse routing and tests; a path
@@ -39,6 +40,16 @@ const (
 	routeSDKGrantsRevoke       = "sdk_grants_revoke"
 	routeSDKDelegationRevoke   = "sdk_delegation_revoke"
 	routeSDKSecretGrant        = "sdk_managed_secret_grant"
+	routeSDKConnectCreate      = "sdk_connect_session_create"
+	routeSDKConnectGet         = "sdk_connect_session_get"
+
+	// The Connect popup (browser, unsigned; DESIGN.md §5).
+	routeConnectPopup    = "connect_popup"
+	routeConnectExchange = "connect_exchange"
+	routeConnectPicker   = "connect_picker"
+	routeConnectConsent  = "connect_consent"
+	routeConnectDecide   = "connect_decide"
+	routeConnectCallback = "connect_callback"
 )
 
 // Audit actions of SDK calls, one per endpoint.
@@ -58,6 +69,8 @@ const (
 	actionSDKGrantsRevoke       = "sdk.grants.revoke"
 	actionSDKDelegationRevoke   = "sdk.delegations.revoke"
 	actionSDKSecretGrant        = "sdk.managed_secrets.grant"
+	actionSDKConnectCreate      = "sdk.connect.sessions.create"
+	actionSDKConnectGet         = "sdk.connect.sessions.get"
 )
 
 // sdkPrefix is where the signed SDK API lives. Unknown paths and methods
@@ -95,6 +108,13 @@ func (s *Server) sdkRoutes() []sdkRoute {
 			{Method: http.MethodPost, Path: wire.PathManagedSecrets + "/:secret_id/grants", Name: routeSDKSecretGrant, Action: actionSDKSecretGrant, AppOnly: true, Handler: s.sdkGrantManagedSecret},
 		}...)
 	}
+	if s.connect != nil {
+		routes = append(routes, []sdkRoute{
+			// Connect sessions: app keys only (DESIGN.md §4.6).
+			{Method: http.MethodPost, Path: wire.PathConnectSession, Name: routeSDKConnectCreate, Action: actionSDKConnectCreate, AppOnly: true, Handler: s.sdkCreateConnectSession},
+			{Method: http.MethodGet, Path: wire.PathConnectSessions + "/:session_id", Name: routeSDKConnectGet, Action: actionSDKConnectGet, AppOnly: true, Handler: s.sdkGetConnectSession},
+		}...)
+	}
 	return routes
 }
 
@@ -114,6 +134,18 @@ func (s *Server) registerRoutes() error {
 
 		// Pages.
 		{Method: http.MethodGet, Path: "/", Name: routeLanding, Handler: s.landingPage},
+	}
+	if s.connect != nil {
+		routes = append(routes,
+			// The Connect popup, in the order a browser walks it. Unsigned:
+			// the session token, then the binding cookie, authorize them.
+			echo.Route{Method: http.MethodGet, Path: wire.PathConnectPopup, Name: routeConnectPopup, Handler: s.connectPopup},
+			echo.Route{Method: http.MethodPost, Path: connectExchangePath, Name: routeConnectExchange, Handler: s.connectExchange},
+			echo.Route{Method: http.MethodGet, Path: connectSessionPath, Name: routeConnectPicker, Handler: s.connectPicker},
+			echo.Route{Method: http.MethodGet, Path: connectProviderPath, Name: routeConnectConsent, Handler: s.connectConsent},
+			echo.Route{Method: http.MethodPost, Path: connectProviderPath, Name: routeConnectDecide, Handler: s.connectDecide},
+			echo.Route{Method: http.MethodGet, Path: oauth.CallbackPath, Name: routeConnectCallback, Handler: s.connectCallback},
+		)
 	}
 	// The SDK API exists only when the server can authenticate and audit
 	// it; without those (tools, page tests) its paths are simply unknown.

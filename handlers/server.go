@@ -66,6 +66,10 @@ type Deps struct {
 	Identity SDKIdentity
 	Secrets  SDKSecrets
 	Proxy    SDKProxy
+	// Connect backs the Connect popup (browser routes under /sdk/oauth/)
+	// and the SDK's Connect session endpoints; none of them exist without
+	// it.
+	Connect ConnectService
 }
 
 // Server is the HTTP edge. It implements http.Handler.
@@ -93,6 +97,10 @@ type Server struct {
 	identity SDKIdentity
 	secrets  SDKSecrets
 	proxy    SDKProxy
+
+	connect ConnectService
+	// connectScriptURL is the popup's own script (static/js/connect-popup.js).
+	connectScriptURL string
 }
 
 // New builds the server with all routes registered. It fails when the
@@ -113,6 +121,7 @@ func New(deps Deps) (*Server, error) {
 		identity:     deps.Identity,
 		secrets:      deps.Secrets,
 		proxy:        deps.Proxy,
+		connect:      deps.Connect,
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -151,6 +160,11 @@ func New(deps Deps) (*Server, error) {
 	}
 	if s.iconURL, err = assets.url(iconAsset); err != nil {
 		return nil, fmt.Errorf("handlers: %w", err)
+	}
+	if s.connect != nil {
+		if s.connectScriptURL, err = assets.url(connectScriptAsset); err != nil {
+			return nil, fmt.Errorf("handlers: %w", err)
+		}
 	}
 
 	s.echo = echo.NewWithConfig(echo.Config{

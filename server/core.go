@@ -21,15 +21,18 @@ import (
 	"github.com/latchkey/latchkey/services/apikeys"
 	"github.com/latchkey/latchkey/services/audit"
 	"github.com/latchkey/latchkey/services/catalog"
+	"github.com/latchkey/latchkey/services/connect"
 	"github.com/latchkey/latchkey/services/database"
 	"github.com/latchkey/latchkey/services/egress"
 	"github.com/latchkey/latchkey/services/grants"
 	"github.com/latchkey/latchkey/services/identity"
+	"github.com/latchkey/latchkey/services/oauth"
 	"github.com/latchkey/latchkey/services/password"
 	"github.com/latchkey/latchkey/services/proxy"
 	"github.com/latchkey/latchkey/services/sdkauth"
 	managed "github.com/latchkey/latchkey/services/secrets"
 	"github.com/latchkey/latchkey/services/tenancy"
+	"github.com/latchkey/latchkey/services/tokens"
 	"github.com/latchkey/latchkey/services/vault"
 )
 
@@ -63,6 +66,15 @@ type Core struct {
 	Egress *egress.Egress
 	// Proxy runs proxied calls and retrieve mode.
 	Proxy *proxy.Service
+	// OAuth holds provider configs and runs authorization-code flows; its
+	// token and identity calls go through Egress's address checks.
+	OAuth *oauth.Service
+	// Connect mints Connect sessions and runs the popup's steps.
+	Connect *connect.Service
+	// Tokens refreshes OAuth access tokens (one refresh per credential
+	// across replicas) and revokes them at the provider; its Run loop
+	// (started by Server.Serve) refreshes idle grants before they expire.
+	Tokens *tokens.Service
 }
 
 // CoreOptions tune Open.
@@ -137,7 +149,13 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 	if opts.GrantCacheTTL == 0 {
 		proxyCache = proxy.NewCache(proxy.DefaultCacheTTL, now)
 	}
-	grantSvc := grants.New(db.Gorm, v, al, now, grants.WithOnChange(proxyCache.Invalidate))
+	oauthSvc := oauth.New(db.Gorm, v, al, cat, eg.HTTPClient(oauth.DefaultHTTPTimeout), cfg.PublicURL.String(), now,
+		oauth.WithAllowInsecure(cfg.AllowPrivateUpstreams), oauth.WithLogger(logger),
+		oauth.WithOnChange(proxyCache.Invalidate))
+	tokenSvc := tokens.New(db.Gorm, v, oauthSvc, eg.HTTPClient(tokens.DefaultRequestTimeout), al, now,
+		tokens.WithLogger(logger), tokens.WithOnChange(proxyCache.Invalidate))
+	grantSvc := grants.New(db.Gorm, v, al, now, grants.WithOnChange(proxyCache.Invalidate),
+		grants.WithTokens(grantTokens{tokenSvc}), grants.WithLogger(logger))
 	identitySvc := identity.New(db.Gorm, v, al, &http.Client{Timeout: identity.DefaultDiscoveryTimeout}, now)
 	callWriters := 1 // SQLite has one writer whatever we do
 	// On SQLite the hot-path writers (nonces, call audit rows) take turns
@@ -147,7 +165,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 		callWriters = 4 // PostgreSQL commits several batches at once
 		hotWrites = nil
 	}
-	return &Core{
+	core := &Core{
 		Config:  cfg,
 		Logger:  logger,
 		DB:      db,
@@ -167,7 +185,16 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 		Catalog:    cat,
 		Egress:     eg,
 		Proxy:      proxy.New(db.Gorm, identitySvc, grantSvc, eg, cat, proxyCache),
-	}, nil
+		OAuth:      oauthSvc,
+		Tokens:     tokenSvc,
+	}
+	// Connect drives the popup over the OAuth flows; it is built last
+	// because it uses most of the services above.
+	if core.Connect, err = connect.New(db.Gorm, oauthSvc, identitySvc, core.Tenancy, core.Agents, al,
+		connect.Options{PublicURL: cfg.PublicURL.String(), Now: now}); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	return core, nil
 }
 
 // Close releases the keeper and the database.

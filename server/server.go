@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/latchkey/latchkey/handlers"
@@ -32,6 +33,7 @@ func New(core *Core) (*Server, error) {
 		Identity:  core.Identity,
 		Secrets:   core.Secrets,
 		Proxy:     core.Proxy,
+		Connect:   core.Connect,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -60,16 +62,16 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.http.ErrorLog = nil
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
-	bgDone := make(chan struct{})
-	go func() {
-		defer close(bgDone)
-		_ = s.core.SDKAuth.Run(bgCtx)
-	}()
+	var bg sync.WaitGroup
+	bg.Go(func() { _ = s.core.SDKAuth.Run(bgCtx) })
+	// Idle grants are refreshed before they expire, and refreshes a crash
+	// interrupted are detected, even when no call uses them.
+	bg.Go(func() { _ = s.core.Tokens.Run(bgCtx) })
 	// Stopped only after the HTTP server has drained, so the final usage
 	// flush sees the last requests.
 	defer func() {
 		stopBackground()
-		<-bgDone
+		bg.Wait()
 	}()
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()

@@ -24,6 +24,7 @@ const adminUsage = `usage: latchkey admin <command> [flags] [--json]
   idp set       --app APP_ID --issuer URL --audience AUD [--groups-claim C] [--user-claim C] [--client-id ID --client-secret S]
   secrets create --app APP_ID --name NAME (--value V | --value-env VAR) --inject TEMPLATE --allowed-host H… [--description D]
   secrets grant  --secret ID --principal system|user:<subject>|group:<name>|agent:<agent_id>
+  providers configure --app APP_ID --provider SLUG --client-id ID (--client-secret S | --client-secret-env VAR) [--scopes a,b] [--param k=v…] [--authorize-url U --token-url U --userinfo-url U --revoke-url U --api-host H…]
   audit list    --app APP_ID [--limit N]
 `
 
@@ -60,6 +61,8 @@ func (e *environment) admin(ctx context.Context, args []string) error {
 		run = e.adminSecretsGrant
 	case "idp set":
 		run = e.adminIdPSet
+	case "providers configure":
+		run = e.adminProvidersConfigure
 	case "help", "help " + args[len(args)-1]:
 		fmt.Fprint(e.stdout, adminUsage)
 		return nil

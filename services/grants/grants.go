@@ -10,6 +10,7 @@ package grants
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -60,7 +61,36 @@ type Service struct {
 	// changed is called after every committed change of who may use what,
 	// so caches of resolved grants (services/proxy) drop their entries.
 	changed func()
+	// tokens keeps OAuth access tokens fresh and revokes them at the
+	// provider; nil leaves OAuth credentials as stored (tests of resolution).
+	tokens Tokens
+	logger *slog.Logger
 }
+
+// WithLogger receives what cannot be returned to a caller (a provider-side
+// revocation that failed after the grant itself was revoked).
+func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.logger = l } }
+
+// Tokens is the OAuth token lifecycle (services/tokens), as grants uses it.
+// Its own Token type keeps grants free of an import cycle (tokens needs
+// oauth, which needs grants); the server adapts one to the other.
+type Tokens interface {
+	AccessToken(ctx context.Context, appID, credentialID string) (Token, error)
+	ForceAfter(ctx context.Context, appID, credentialID string, seenVersion int64) (Token, error)
+	RevokeCredential(ctx context.Context, appID, credentialID string) error
+}
+
+// Token is a current OAuth access token. Never log Value.
+type Token struct {
+	Value     string
+	Type      string
+	ExpiresAt *time.Time
+	Version   int64
+}
+
+// WithTokens refreshes OAuth access tokens on use and revokes them at the
+// provider when their last grant goes.
+func WithTokens(t Tokens) Option { return func(s *Service) { s.tokens = t } }
 
 // Option tunes the service.
 type Option func(*Service)
@@ -73,7 +103,7 @@ func New(db *gorm.DB, v Opener, a *audit.Log, now func() time.Time, opts ...Opti
 	if now == nil {
 		now = time.Now
 	}
-	s := &Service{db: db, vault: v, audit: a, now: now, changed: func() {}}
+	s := &Service{db: db, vault: v, audit: a, now: now, changed: func() {}, logger: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(s)
 	}

@@ -67,14 +67,16 @@ type grantRow struct {
 const grantColumns = `g.id, g.app_id, g.credential_id, g.principal_kind, g.principal_id, g.provider,
 	g.managed_secret_id, g.account_identifier, g.status, g.scopes, g.metadata, g.expires_at,
 	g.last_used_at, g.revoked_at, g.created_at, g.updated_at,
-	c.kind AS cred_kind, c.provider_config_id AS cred_provider_config_id,
+	COALESCE(c.kind, '') AS cred_kind, c.provider_config_id AS cred_provider_config_id,
 	c.managed_secret_id AS cred_managed_secret_id, c.expires_at AS cred_expires_at,
 	pc.status AS config_status`
 
 // The credential join repeats the app condition so a corrupt cross-app
-// reference can never hand one app another app's credential.
+// reference can never hand one app another app's credential. It is a LEFT
+// JOIN because a revoked grant outlives its deleted credential, and asking
+// for it by id must still answer grant_revoked, not grant_not_found.
 const grantJoins = `grants g
-	JOIN credentials c ON c.id = g.credential_id AND c.app_id = g.app_id
+	LEFT JOIN credentials c ON c.id = g.credential_id AND c.app_id = g.app_id
 	LEFT JOIN provider_configs pc ON pc.id = c.provider_config_id`
 
 // Resolve picks the grant a call uses, following DESIGN.md §4.7 (see

@@ -73,6 +73,17 @@ func (s *Service) Revoke(ctx context.Context, caller sdkauth.Caller, id string) 
 		return wire.Grant{}, err
 	}
 	s.changed()
+	// Revoking the last grant on an OAuth credential revokes the token at
+	// the provider and deletes the credential (DESIGN.md §6). The token
+	// service re-checks for live grants under a lock; ErrConflict just means
+	// other grants still use the credential.
+	if s.tokens != nil && g.CredentialID != nil && g.ManagedSecretID == nil {
+		if err := s.tokens.RevokeCredential(ctx, g.AppID, *g.CredentialID); err != nil && !errors.Is(err, errs.ErrConflict) {
+			// The grant is revoked either way; the credential has no live
+			// grant left, so it is never refreshed or used again.
+			s.logger.WarnContext(ctx, "provider-side revocation failed", "grant_id", g.ID, "error", err.Error())
+		}
+	}
 	return s.toWire(ctx, g)
 }
 

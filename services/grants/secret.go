@@ -23,6 +23,10 @@ type Credential struct {
 	AccessToken string
 	TokenType   string
 	ExpiresAt   *time.Time
+	// Version is the OAuth credential's version when AccessToken was read;
+	// after an upstream 401 the proxy asks for a refresh past it, so many
+	// concurrent 401s cause one refresh.
+	Version int64
 	// Injection is the template that places AccessToken on the request,
 	// e.g. "header:Authorization:Bearer {secret}".
 	Injection string
@@ -79,12 +83,22 @@ func (s *Service) Secret(ctx context.Context, r Resolved) (Credential, error) {
 	out := Credential{TokenType: row.TokenType, ExpiresAt: row.ExpiresAt}
 	switch row.Kind {
 	case models.CredentialOAuth:
+		out.Injection = DefaultOAuthInjection
+		if s.tokens != nil {
+			// The token service refreshes within the margin, one refresh per
+			// credential across replicas, and classifies provider failures.
+			tok, err := s.tokens.AccessToken(ctx, row.AppID, row.ID)
+			if err != nil {
+				return Credential{}, err
+			}
+			out.AccessToken, out.TokenType, out.ExpiresAt, out.Version = tok.Value, tok.Type, tok.ExpiresAt, tok.Version
+			return out, nil
+		}
 		if row.ExpiresAt != nil && !row.ExpiresAt.After(s.now()) {
 			return Credential{}, &errs.CodedError{Code: wire.CodeReauthRequired,
 				Message: "the access token has expired and cannot be refreshed yet; the end user must reconnect",
 				Details: map[string]any{"grant_id": r.Grant.ID}}
 		}
-		out.Injection = DefaultOAuthInjection
 	case models.CredentialManagedSecret:
 		if row.Injection == nil || row.AllowedHosts == nil {
 			return Credential{}, fmt.Errorf("grants: managed secret of credential %s is missing", row.ID)
@@ -109,5 +123,21 @@ func (s *Service) Secret(ctx context.Context, r Resolved) (Credential, error) {
 	}
 	out.AccessToken = string(pt)
 	clear(pt)
+	return out, nil
+}
+
+// Refreshed answers an upstream 401 on an OAuth grant: one forced refresh
+// past the version the failed call used (several concurrent 401s cause one
+// refresh), returning the new credential for exactly one retry.
+func (s *Service) Refreshed(ctx context.Context, r Resolved, used Credential) (Credential, error) {
+	if s.tokens == nil || r.Credential.Kind != models.CredentialOAuth {
+		return Credential{}, errs.Coded(wire.CodeReauthRequired, "the provider refused the access token")
+	}
+	tok, err := s.tokens.ForceAfter(ctx, r.Grant.AppID, r.Credential.ID, used.Version)
+	if err != nil {
+		return Credential{}, err
+	}
+	out := used
+	out.AccessToken, out.TokenType, out.ExpiresAt, out.Version = tok.Value, tok.Type, tok.ExpiresAt, tok.Version
 	return out, nil
 }

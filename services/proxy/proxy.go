@@ -12,6 +12,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 
 	"net/url"
 	"strings"
@@ -45,6 +47,7 @@ type Identity interface {
 type Grants interface {
 	Resolve(ctx context.Context, in grants.ResolveInput) (grants.Resolved, error)
 	Secret(ctx context.Context, r grants.Resolved) (grants.Credential, error)
+	Refreshed(ctx context.Context, r grants.Resolved, used grants.Credential) (grants.Credential, error)
 }
 
 // Egress makes the outbound call.
@@ -206,6 +209,23 @@ func (s *Service) Proxy(ctx context.Context, caller sdkauth.Caller, req wire.Pro
 	}
 	if body != nil {
 		call.Body, call.ContentLength = bytes.NewReader(body), int64(len(body))
+	}
+	resp, err := s.egress.Do(ctx, call)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || a.resolved.Credential.Kind != models.CredentialOAuth {
+		return resp, err
+	}
+	// The provider refused the token: one forced refresh and one retry,
+	// never more (DESIGN.md §6). The refresh happens only if nobody else
+	// refreshed since this token was read.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	fresh, err := s.grants.Refreshed(ctx, a.resolved, a.credential)
+	if err != nil {
+		return nil, err
+	}
+	call.Secret = egress.Secret(fresh.AccessToken)
+	if body != nil {
+		call.Body = bytes.NewReader(body)
 	}
 	return s.egress.Do(ctx, call)
 }

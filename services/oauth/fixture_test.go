@@ -1,0 +1,467 @@
+package oauth_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"gocloud.dev/secrets/localsecrets"
+	"golang.org/x/net/html"
+	"gorm.io/gorm"
+
+	"github.com/latchkey/latchkey/handlers/demo"
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/services/apikeys"
+	"github.com/latchkey/latchkey/services/audit"
+	"github.com/latchkey/latchkey/services/catalog"
+	"github.com/latchkey/latchkey/services/database"
+	"github.com/latchkey/latchkey/services/errs"
+	"github.com/latchkey/latchkey/services/oauth"
+	"github.com/latchkey/latchkey/services/vault"
+	"github.com/latchkey/latchkey/testutil"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutil.DropTemplate()
+	os.Exit(code)
+}
+
+// publicURL is Latchkey's public URL in these tests. Nothing listens there:
+// the test browser stops at the provider's redirect and reads Location.
+const publicURL = "http://latchkey.test"
+
+const redirectURI = publicURL + oauth.CallbackPath
+
+var (
+	cliActor     = apikeys.Actor{Kind: audit.ActorCLI, ID: "test"}
+	browserActor = apikeys.Actor{Kind: audit.ActorEndUser, ID: "browser"}
+)
+
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// world is one database with a real vault and catalog, the OAuth service
+// under test (development mode: loopback providers allowed), and seed
+// helpers that fill defaults.
+type world struct {
+	t     *testing.T
+	db    *gorm.DB
+	vault *vault.Vault
+	cat   *catalog.Catalog
+	audit *audit.Log
+	clock *clock
+	svc   *oauth.Service
+	org   string
+	app   string
+	other string // an app of another organization
+}
+
+func newWorld(t *testing.T, db *database.DB) *world {
+	t.Helper()
+	key, err := localsecrets.NewRandomKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keeper := localsecrets.NewKeeper(key)
+	t.Cleanup(func() { _ = keeper.Close() })
+	cat, err := catalog.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	w := &world{t: t, db: db.Gorm, vault: vault.New(db.Gorm, keeper), cat: cat, clock: clk,
+		audit: audit.New(db.Gorm, clk.Now)}
+	w.svc = w.service(nil)
+	w.org, w.app = w.newApp()
+	_, w.other = w.newApp()
+	return w
+}
+
+// service builds another OAuth service over the world's database, with its
+// own HTTP client (a TLS test server's) and options.
+func (w *world) service(client *http.Client, opts ...oauth.Option) *oauth.Service {
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	opts = append([]oauth.Option{oauth.WithAllowInsecure(true)}, opts...)
+	return oauth.New(w.db, w.vault, w.audit, w.cat, client, publicURL, w.clock.Now, opts...)
+}
+
+func (w *world) create(v any) {
+	w.t.Helper()
+	if err := w.db.Create(v).Error; err != nil {
+		w.t.Fatalf("seed %T: %v", v, err)
+	}
+}
+
+func (w *world) newApp() (org, app string) {
+	w.t.Helper()
+	now := w.clock.Now()
+	o := models.Organization{ID: uuid.NewString(), Name: "org-" + uuid.NewString(), CreatedAt: now, UpdatedAt: now}
+	w.create(&o)
+	a := models.App{ID: uuid.NewString(), OrganizationID: o.ID, Name: "app", CreatedAt: now, UpdatedAt: now}
+	w.create(&a)
+	return o.ID, a.ID
+}
+
+func (w *world) endUser(app, subject string) string {
+	w.t.Helper()
+	now := w.clock.Now()
+	u := models.EndUser{ID: uuid.NewString(), AppID: app, Subject: subject, Source: models.EndUserSourceAppAsserted,
+		Status: models.EndUserActive, CreatedAt: now, UpdatedAt: now}
+	w.create(&u)
+	return u.ID
+}
+
+func (w *world) agent(app, name string) string {
+	w.t.Helper()
+	now := w.clock.Now()
+	a := models.Agent{ID: uuid.NewString(), AppID: app, Name: name, Status: models.AgentActive, CreatedAt: now, UpdatedAt: now}
+	w.create(&a)
+	return a.ID
+}
+
+// browser is one browser's Connect binding: the hex SHA-256 of its cookie.
+func newBinding() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// session seeds a pending Connect session of app bound to binding.
+func (w *world) session(app, binding string) string {
+	w.t.Helper()
+	now := w.clock.Now()
+	s := models.ConnectSession{ID: uuid.NewString(), AppID: app, TokenHash: uuid.NewString(),
+		PrincipalKind: models.PrincipalUser, AllowedProviders: "[]", Metadata: "{}", Status: models.ConnectPending,
+		BrowserBindingHash: binding, ResultGrants: "[]", ExpiresAt: now.Add(10 * time.Minute), CreatedAt: now, UpdatedAt: now}
+	w.create(&s)
+	return s.ID
+}
+
+func (w *world) configure(in oauth.ConfigureInput) oauth.ConfigureResult {
+	w.t.Helper()
+	if in.AppID == "" {
+		in.AppID = w.app
+	}
+	if in.Actor == (apikeys.Actor{}) {
+		in.Actor = cliActor
+	}
+	res, err := w.svc.Configure(context.Background(), in)
+	if err != nil {
+		w.t.Fatalf("configure %s: %v", in.Provider, err)
+	}
+	return res
+}
+
+func (w *world) count(table string, where ...any) int64 {
+	w.t.Helper()
+	q := w.db.Table(table)
+	if len(where) > 0 {
+		q = q.Where(where[0], where[1:]...)
+	}
+	var n int64
+	if err := q.Count(&n).Error; err != nil {
+		w.t.Fatal(err)
+	}
+	return n
+}
+
+func (w *world) auditActions(app string) []string {
+	w.t.Helper()
+	var evs []models.AuditEvent
+	if err := w.db.Where("app_id = ?", app).Order("occurred_at, id").Find(&evs).Error; err != nil {
+		w.t.Fatal(err)
+	}
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.Action
+	}
+	return out
+}
+
+// assertNotStored fails when any value appears in plaintext anywhere in
+// the tables that hold or describe secrets.
+func (w *world) assertNotStored(values ...string) {
+	w.t.Helper()
+	for _, table := range []string{"provider_configs", "credentials", "grants", "delegations", "oauth_flows", "audit_events", "connect_sessions"} {
+		rows, err := w.db.Table(table).Rows()
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				w.t.Fatal(err)
+			}
+			for i, v := range vals {
+				var s string
+				switch x := v.(type) {
+				case string:
+					s = x
+				case []byte:
+					s = string(x)
+				default:
+					s = fmt.Sprint(x)
+				}
+				for _, secret := range values {
+					if secret != "" && strings.Contains(s, secret) {
+						w.t.Errorf("%s.%s holds a secret in plaintext", table, cols[i])
+					}
+				}
+			}
+		}
+		_ = rows.Close()
+	}
+}
+
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("want %s, got success", code)
+	}
+	if got := string(errs.CodeOf(err)); got != code {
+		t.Fatalf("want %s, got %s (%v)", code, got, err)
+	}
+}
+
+func wantFlowError(t *testing.T, err, kind error) *oauth.FlowError {
+	t.Helper()
+	if !errors.Is(err, kind) {
+		t.Fatalf("want %v, got %v", kind, err)
+	}
+	var fe *oauth.FlowError
+	if !errors.As(err, &fe) {
+		t.Fatalf("want a *oauth.FlowError, got %T", err)
+	}
+	return fe
+}
+
+// ---- the demo OAuth provider ----
+
+const (
+	demoClientID     = "latchkey"
+	demoClientSecret = "latchkey-demo-secret"
+)
+
+// demoEnv is handlers/demo served by httptest under /demo.
+type demoEnv struct {
+	t    *testing.T
+	srv  *httptest.Server
+	demo *demo.Server
+}
+
+func newDemo(t *testing.T) *demoEnv {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	d, err := demo.New(demo.Options{
+		BaseURL:      "http://" + srv.Listener.Addr().String() + "/demo",
+		OAuthClients: []demo.Client{{ID: demoClientID, Secret: demoClientSecret, RedirectURIs: []string{redirectURI}}},
+		IDPClients:   []demo.Client{{ID: demoClientID, Secret: demoClientSecret, RedirectURIs: []string{redirectURI}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/demo/", http.StripPrefix("/demo", d.Handler()))
+	srv.Config.Handler = mux
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return &demoEnv{t: t, srv: srv, demo: d}
+}
+
+// customDefinition points a custom provider at the demo calendar.
+func (d *demoEnv) customDefinition() *catalog.CustomDefinition {
+	ep := d.demo.OAuthEndpoints()
+	return &catalog.CustomDefinition{
+		Name: "Demo Calendar", AuthorizeURL: ep.AuthorizeURL, TokenURL: ep.TokenURL,
+		UserinfoURL: ep.UserinfoURL, IDField: "id", DisplayField: "email", RevokeURL: ep.RevokeURL,
+		APIHosts: []string{ep.APIHost},
+	}
+}
+
+// authorize plays the browser at the provider: the login page as user,
+// then the consent decision ("approve" or "deny"; "" for a server without
+// consent). It returns the callback the provider redirected to.
+func (d *demoEnv) authorize(authURL, user, decision string) url.Values {
+	d.t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, body := get(d.t, c, authURL)
+	if resp.StatusCode != http.StatusOK {
+		d.t.Fatalf("login page: status %d\n%s", resp.StatusCode, body)
+	}
+	resp, body = d.submit(c, parseForm(d.t, body), "demo-user-"+user)
+	if decision != "" {
+		if resp.StatusCode != http.StatusOK {
+			d.t.Fatalf("consent page: status %d\n%s", resp.StatusCode, body)
+		}
+		resp, body = d.submit(c, parseForm(d.t, body), "demo-"+decision)
+	}
+	if resp.StatusCode != http.StatusSeeOther {
+		d.t.Fatalf("want a 303 back to Latchkey, got %d\n%s", resp.StatusCode, body)
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if got := loc.Scheme + "://" + loc.Host + loc.Path; got != redirectURI {
+		d.t.Fatalf("redirected to %s, want %s", got, redirectURI)
+	}
+	return loc.Query()
+}
+
+func (d *demoEnv) submit(c *http.Client, f form, testid string) (*http.Response, string) {
+	d.t.Helper()
+	btn, ok := f.buttons[testid]
+	if !ok {
+		d.t.Fatalf("no button %q on the page", testid)
+	}
+	v := url.Values{}
+	for k, vs := range f.fields {
+		v[k] = append([]string(nil), vs...)
+	}
+	v.Set(btn[0], btn[1])
+	resp, err := c.PostForm(d.srv.URL+f.action, v)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatalf("GET: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// form is an HTML form as a browser would submit it.
+type form struct {
+	action  string
+	fields  url.Values
+	buttons map[string][2]string // data-testid → name, value
+}
+
+func parseForm(t *testing.T, body string) form {
+	t.Helper()
+	doc, err := html.Parse(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := form{fields: url.Values{}, buttons: map[string][2]string{}}
+	found := false
+	var walk func(n *html.Node, inForm bool)
+	walk = func(n *html.Node, inForm bool) {
+		if n.Type == html.ElementNode {
+			a := map[string]string{}
+			for _, at := range n.Attr {
+				a[at.Key] = at.Val
+			}
+			switch n.Data {
+			case "form":
+				if found {
+					return
+				}
+				found, inForm = true, true
+				f.action = a["action"]
+			case "input":
+				if inForm && a["type"] == "hidden" {
+					f.fields.Add(a["name"], a["value"])
+				}
+			case "button":
+				if inForm {
+					f.buttons[a["data-testid"]] = [2]string{a["name"], a["value"]}
+				}
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c, inForm)
+		}
+	}
+	walk(doc, false)
+	if !found {
+		t.Fatalf("no form on page:\n%s", body)
+	}
+	return f
+}
+
+// stateOf returns the state parameter of an authorization URL.
+func stateOf(t *testing.T, authURL string) string {
+	t.Helper()
+	u, err := url.Parse(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := u.Query().Get("state")
+	if s == "" {
+		t.Fatalf("no state in %s", u.Redacted())
+	}
+	return s
+}
+
+// noRedirects is a client that stops at the first redirect.
+func noRedirects(base *http.Client) *http.Client {
+	c := *base
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
+// getWithBearer calls a provider API with an access token.
+func getWithBearer(t *testing.T, u, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
