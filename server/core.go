@@ -184,7 +184,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 		AuditCalls: audit.NewBatcher(al, audit.BatchOptions{Writers: callWriters, WriteLock: hotWrites}),
 		Catalog:    cat,
 		Egress:     eg,
-		Proxy:      proxy.New(db.Gorm, identitySvc, grantSvc, eg, cat, proxyCache),
+		Proxy:      proxy.New(db.Gorm, identitySvc, grantSvc, eg, oauthSvc, proxyCache),
 		OAuth:      oauthSvc,
 		Tokens:     tokenSvc,
 	}

@@ -326,10 +326,49 @@ func (s *Service) clientConfig(ctx context.Context, pc models.ProviderConfig) (C
 	default:
 		return ClientConfig{}, notConfigured(pc.Provider, pc.Status)
 	}
+	p, err := s.providerOf(pc)
+	if err != nil {
+		return ClientConfig{}, err
+	}
+	secret := ""
+	if len(pc.ClientSecretCiphertext) > 0 {
+		if secret, err = s.open(ctx, ClientSecretBinding(pc.AppID, pc.ID), pc.ClientSecretCiphertext); err != nil {
+			return ClientConfig{}, err
+		}
+	}
+	return ClientConfig{
+		ProviderConfigID: pc.ID, AppID: pc.AppID, Provider: p, ClientID: pc.ClientID, ClientSecret: secret,
+		Scopes: strings.Fields(pc.Scopes), RedirectURI: s.redirectURI, Status: pc.Status,
+	}, nil
+}
+
+// ProviderByID returns the resolved provider (catalog entry or custom
+// definition, tenant params substituted) of one of the app's provider
+// configs, whatever its status: the proxy needs the API hosts of a grant
+// even while its config is broken, because a broken config stops refreshing,
+// not using (DESIGN.md §6).
+func (s *Service) ProviderByID(ctx context.Context, appID, providerConfigID string) (catalog.Provider, error) {
+	aid, ok1 := canonicalID(appID)
+	pid, ok2 := canonicalID(providerConfigID)
+	if !ok1 || !ok2 {
+		return catalog.Provider{}, notConfigured("", "")
+	}
+	var rows []models.ProviderConfig
+	if err := s.db.WithContext(ctx).Where("id = ? AND app_id = ?", pid, aid).Limit(1).Find(&rows).Error; err != nil {
+		return catalog.Provider{}, fmt.Errorf("oauth: load provider config: %w", err)
+	}
+	if len(rows) == 0 {
+		return catalog.Provider{}, notConfigured("", "")
+	}
+	return s.providerOf(rows[0])
+}
+
+// providerOf resolves a config's provider definition.
+func (s *Service) providerOf(pc models.ProviderConfig) (catalog.Provider, error) {
 	var sd storedDefinition
 	if pc.CustomDefinition != "" {
 		if err := json.Unmarshal([]byte(pc.CustomDefinition), &sd); err != nil {
-			return ClientConfig{}, fmt.Errorf("oauth: provider config %s: decode definition: %w", pc.ID, err)
+			return catalog.Provider{}, fmt.Errorf("oauth: provider config %s: decode definition: %w", pc.ID, err)
 		}
 	}
 	var def *catalog.CustomDefinition
@@ -345,18 +384,9 @@ func (s *Service) clientConfig(ctx context.Context, pc models.ProviderConfig) (C
 		ce := notConfigured(pc.Provider, "invalid")
 		ce.Message = fmt.Sprintf("provider %q is configured but its definition is no longer valid; configure it again", pc.Provider)
 		ce.Cause = err
-		return ClientConfig{}, ce
+		return catalog.Provider{}, ce
 	}
-	secret := ""
-	if len(pc.ClientSecretCiphertext) > 0 {
-		if secret, err = s.open(ctx, ClientSecretBinding(pc.AppID, pc.ID), pc.ClientSecretCiphertext); err != nil {
-			return ClientConfig{}, err
-		}
-	}
-	return ClientConfig{
-		ProviderConfigID: pc.ID, AppID: pc.AppID, Provider: p, ClientID: pc.ClientID, ClientSecret: secret,
-		Scopes: strings.Fields(pc.Scopes), RedirectURI: s.redirectURI, Status: pc.Status,
-	}, nil
+	return p, nil
 }
 
 func notConfigured(provider, status string) *errs.CodedError {

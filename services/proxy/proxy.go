@@ -57,9 +57,11 @@ type Egress interface {
 	MaxRequestBytes() int64
 }
 
-// Providers looks up catalog providers (for OAuth grants' API hosts).
+// Providers resolves the provider behind an OAuth grant's provider config
+// (catalog entry or custom definition, tenant params substituted), for its
+// API hosts and injection rule.
 type Providers interface {
-	Get(id string) (catalog.Provider, bool)
+	ProviderByID(ctx context.Context, appID, providerConfigID string) (catalog.Provider, error)
 }
 
 // Service runs proxied calls.
@@ -154,11 +156,11 @@ func (s *Service) resolve(ctx context.Context, caller sdkauth.Caller, sel Select
 	hosts := cred.AllowedHosts
 	injection := cred.Injection
 	if res.Credential.Kind == models.CredentialOAuth {
-		p, ok := s.providers.Get(res.Grant.Provider)
-		if !ok {
-			// A grant for a provider the catalog no longer knows goes nowhere:
+		p, err := s.providers.ProviderByID(ctx, res.Grant.AppID, res.Credential.ProviderConfigID)
+		if err != nil {
+			// A grant whose provider can no longer be resolved goes nowhere:
 			// egress is closed by default.
-			return authorized{}, errs.Coded(wire.CodeHostNotAllowed, "the grant's provider has no allowed API hosts")
+			return authorized{}, err
 		}
 		hosts = p.APIHosts
 		// The catalog writes its templates with {token}; egress's
