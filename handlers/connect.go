@@ -56,7 +56,8 @@ const (
 )
 
 // Cookies of the popup. Both live under /sdk/oauth/ only, so no other page
-// ever receives them, and for no longer than a session can live.
+// ever receives them, and only a little longer than the session (the
+// grace).
 const (
 	// connectCookie holds 256 random bits; the session stores their
 	// SHA-256 as its browser binding.
@@ -65,11 +66,12 @@ const (
 	// opener (phones, the redirect launcher): results then go back to the
 	// return URL. It is not a secret and steers delivery only between the
 	// app's registered destinations.
-	connectModeCookie = "latchkey_connect_mode"
-	connectCookiePath = "/sdk/oauth/"
-	connectCookieLen  = 43 // base64url of 32 bytes
-	connectModeRedir  = "redirect"
-	connectModePopup  = "popup"
+	connectModeCookie  = "latchkey_connect_mode"
+	connectCookiePath  = "/sdk/oauth/"
+	connectCookieLen   = 43 // base64url of 32 bytes
+	connectModeRedir   = "redirect"
+	connectModePopup   = "popup"
+	connectCookieGrace = 5 * time.Minute
 	// maxConnectBody bounds the exchange's JSON and the consent form.
 	maxConnectBody = 4 << 10
 )
@@ -131,7 +133,10 @@ func (s *Server) connectExchange(c *echo.Context) error {
 	if err != nil {
 		return s.exchangeFailure(err, req.Mode == connectModeRedir)
 	}
-	maxAge := int(time.Until(opened.ExpiresAt).Seconds())
+	// The cookie outlives the session a little, so a callback that comes
+	// back late is told "expired" (and tells the app) rather than
+	// "another browser".
+	maxAge := int(time.Until(opened.ExpiresAt.Add(connectCookieGrace)).Seconds())
 	if maxAge < 1 {
 		maxAge = 1
 	}
@@ -160,14 +165,9 @@ func (s *Server) exchangeFailure(err error, redirectMode bool) error {
 	if !ok {
 		return err
 	}
-	code := wire.ErrorCode(f.Code)
-	status := http.StatusBadRequest
-	switch f.Code {
-	case connect.CodeNotFound:
-		status = http.StatusNotFound
-	case connect.CodeSessionExpired, connect.CodeSessionUsed:
-		status = wire.HTTPStatus(code)
-	}
+	// Exchange fails only with not_found, invalid_request, expired or
+	// used, which all have an error status.
+	status := connectFailureStatus(f.Code)
 	details := map[string]any{}
 	if f.Delivery.TargetOrigin != "" && !redirectMode {
 		details["target_origin"] = f.Delivery.TargetOrigin
@@ -175,7 +175,7 @@ func (s *Server) exchangeFailure(err error, redirectMode bool) error {
 	if f.Delivery.ReturnURL != "" && (redirectMode || f.Delivery.TargetOrigin == "") {
 		details["redirect_url"] = errorReturnURL(f.Delivery.ReturnURL, f.Code, f.Description)
 	}
-	return &APIError{Status: status, Code: code, Message: f.Description, Details: details, Err: f}
+	return &APIError{Status: status, Code: wire.ErrorCode(f.Code), Message: f.Description, Details: details, Err: f}
 }
 
 // connectPicker lists the session's providers.

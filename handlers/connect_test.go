@@ -535,3 +535,25 @@ func TestConnectReconnectingTheSameAccountIsAReauth(t *testing.T) {
 		}
 	})
 }
+
+func TestConnectSessionExpiringAtTheProviderIsReported(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, w *connectWorld) {
+		res := w.demoSession(nil)
+		b := w.browser()
+		consentURL, consent := b.consent(res)
+		cb := b.authorizeAtDemo(consentURL, consent, "ada", "approve")
+		w.clock.Advance(connect.DefaultLifetime + 1)
+		p := b.get(cb)
+		if code := errorCode(t, p); code != connect.CodeSessionExpired {
+			t.Fatalf("late callback: %s", code)
+		}
+		if d := result(t, p); d.TargetOrigin != appOrigin || d.Message.Error != connect.CodeSessionExpired {
+			t.Fatalf("data block = %+v", d)
+		}
+		var n int64
+		w.core.DB.Gorm.Model(&models.Grant{}).Where("app_id = ?", w.app.ID).Count(&n)
+		if n != 0 {
+			t.Fatal("an expired session stored a grant")
+		}
+	})
+}

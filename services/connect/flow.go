@@ -13,6 +13,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/handlers/requestid"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/sdk/wire"
 	"github.com/latchkey/latchkey/services/apikeys"
@@ -87,7 +88,7 @@ func (s *Service) Exchange(ctx context.Context, in ExchangeInput) (Opened, error
 		if res.RowsAffected == 0 {
 			return errLostRace
 		}
-		return s.audit.InTx(ctx, tx, s.browserEvent(app, row, ActionSessionOpen))
+		return s.audit.InTx(ctx, tx, s.browserEvent(ctx, app, row, ActionSessionOpen))
 	})
 	if errors.Is(err, errLostRace) {
 		return Opened{}, s.usedFailure(ctx, row)
@@ -358,22 +359,28 @@ func (s *Service) Complete(ctx context.Context, in CallbackInput) (Result, error
 	if err != nil {
 		return Result{}, err
 	}
-	in2 := oauth.SaveInput{
+	save := oauth.SaveInput{
 		Connected:     connected,
 		PrincipalKind: row.PrincipalKind,
 		Metadata:      meta,
 		Actor:         browserActor(row),
 	}
 	if row.EndUserID != nil {
-		in2.PrincipalID = *row.EndUserID
-		in2.EndUserID = *row.EndUserID
+		save.PrincipalID = *row.EndUserID
+		save.EndUserID = *row.EndUserID
 	}
 	if row.AgentID != nil {
-		in2.AgentID = *row.AgentID
+		save.AgentID = *row.AgentID
 	}
-	saved, err := s.oauth.Save(ctx, in2)
+	saved, err := s.oauth.Save(ctx, save)
 	if err != nil {
-		return Result{}, s.failClaimed(ctx, row, CodeInternal, err)
+		code := CodeInternal
+		if errs.CodeOf(err) == wire.CodeInvalidRequest {
+			// The account or the agent cannot be stored as they are (an
+			// over-long identifier, an agent disabled meanwhile).
+			code = CodeInvalidRequest
+		}
+		return Result{}, s.failClaimed(ctx, row, code, err)
 	}
 
 	app, err := s.tenancy.App(ctx, row.AppID)
@@ -384,7 +391,7 @@ func (s *Service) Complete(ctx context.Context, in CallbackInput) (Result, error
 	if err != nil {
 		return Result{}, fmt.Errorf("connect: encode result grants: %w", err)
 	}
-	ev := s.browserEvent(app, row, ActionSessionComplete)
+	ev := s.browserEvent(ctx, app, row, ActionSessionComplete)
 	ev.GrantID = saved.Grant.ID
 	ev.Provider = saved.Grant.Provider
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -580,7 +587,7 @@ func (s *Service) recordFailure(ctx context.Context, row models.ConnectSession, 
 		return errors.Join(cause, err)
 	}
 	now := s.now().UTC()
-	ev := s.browserEvent(app, row, ActionSessionFail)
+	ev := s.browserEvent(ctx, app, row, ActionSessionFail)
 	ev.Outcome = models.OutcomeDenied
 	if code == CodeInternal {
 		ev.Outcome = models.OutcomeError
@@ -631,7 +638,7 @@ func (s *Service) delivery(ctx context.Context, row models.ConnectSession) Deliv
 }
 
 // browserEvent is the audit row of a step taken in the end user's browser.
-func (s *Service) browserEvent(app models.App, row models.ConnectSession, action string) models.AuditEvent {
+func (s *Service) browserEvent(ctx context.Context, app models.App, row models.ConnectSession, action string) models.AuditEvent {
 	actor := browserActor(row)
 	ev := models.AuditEvent{
 		OrganizationID: app.OrganizationID,
@@ -641,6 +648,7 @@ func (s *Service) browserEvent(app models.App, row models.ConnectSession, action
 		ActorID:        actor.ID,
 		PrincipalKind:  row.PrincipalKind,
 		Context:        audit.EncodeContext(map[string]string{"session_id": row.ID}),
+		RequestID:      requestid.From(ctx),
 	}
 	if row.EndUserID != nil {
 		ev.PrincipalID = *row.EndUserID

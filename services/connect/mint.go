@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/handlers/requestid"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/sdk/wire"
 	"github.com/latchkey/latchkey/services/audit"
@@ -133,7 +134,7 @@ func (s *Service) Mint(ctx context.Context, caller sdkauth.Caller, req wire.Conn
 		KeyID:          caller.KeyID,
 		Caller:         caller.CallerLabel,
 		PrincipalKind:  row.PrincipalKind,
-		RequestID:      caller.RequestID,
+		RequestID:      requestid.From(ctx),
 		Context: audit.EncodeContext(map[string]string{
 			"session_id": row.ID,
 			"providers":  strings.Join(providers, ","),
