@@ -199,8 +199,15 @@ document.getElementById("connect").addEventListener("click", function () {
 // the popup window it opens.
 func openPopup(t *testing.T, ctx context.Context) context.Context {
 	t.Helper()
+	return openPopupBy(t, ctx, "#connect")
+}
+
+// openPopupBy clicks the element sel and returns a context driving the
+// Connect popup it opens.
+func openPopupBy(t *testing.T, ctx context.Context, sel string) context.Context {
+	t.Helper()
 	ch := chromedp.WaitNewTarget(ctx, func(info *target.Info) bool { return strings.Contains(info.URL, "/sdk/oauth/connect") })
-	step(t, ctx, "click connect", chromedp.Click(chromedp.CSS("#connect")))
+	step(t, ctx, "click connect", chromedp.Click(chromedp.CSS(sel)))
 	var id target.ID
 	select {
 	case id = <-ch:

@@ -33,6 +33,7 @@ const (
 	routeSDKAgentKeysDeprecate = "sdk_agent_keys_deprecate"
 	routeSDKAgentKeysRevoke    = "sdk_agent_keys_revoke"
 	routeSDKNotFound           = "sdk_not_found"
+	routeDemo                  = "demo"
 	routeSDKProxy              = "sdk_proxy"
 	routeSDKToken              = "sdk_token"
 	routeSDKGrantsList         = "sdk_grants_list"
@@ -162,6 +163,11 @@ func (s *Server) registerRoutes() error {
 			Handler:     s.sdkNotFound,
 			Middlewares: []echo.MiddlewareFunc{s.authenticateSDK(notFound)},
 		})
+	}
+
+	if s.demo != nil {
+		routes = append(routes, echo.Route{Method: echo.RouteAny, Path: "/demo/*", Name: routeDemo,
+			Handler: echo.WrapHandler(http.StripPrefix("/demo", s.demo))})
 	}
 
 	for _, r := range routes {

@@ -70,6 +70,10 @@ type Deps struct {
 	// and the SDK's Connect session endpoints; none of them exist without
 	// it.
 	Connect ConnectService
+	// Demo, when set (latchkey serve --demo only), is served under /demo/:
+	// the demo identity provider, OAuth provider, calendar API and host
+	// app. It sets its own content security policy.
+	Demo http.Handler
 }
 
 // Server is the HTTP edge. It implements http.Handler.
@@ -99,6 +103,7 @@ type Server struct {
 	proxy    SDKProxy
 
 	connect ConnectService
+	demo    http.Handler
 	// connectScriptURL is the popup's own script (static/js/connect-popup.js).
 	connectScriptURL string
 }
@@ -121,6 +126,7 @@ func New(deps Deps) (*Server, error) {
 		identity:     deps.Identity,
 		secrets:      deps.Secrets,
 		proxy:        deps.Proxy,
+		demo:         deps.Demo,
 		connect:      deps.Connect,
 	}
 	if s.logger == nil {

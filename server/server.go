@@ -19,9 +19,15 @@ type Server struct {
 	http    *http.Server
 }
 
+// Option adds to the server.
+type Option func(*handlers.Deps)
+
+// WithDemo serves h under /demo/ (latchkey serve --demo only).
+func WithDemo(h http.Handler) Option { return func(d *handlers.Deps) { d.Demo = h } }
+
 // New builds the HTTP edge over core.
-func New(core *Core) (*Server, error) {
-	h, err := handlers.New(handlers.Deps{
+func New(core *Core, opts ...Option) (*Server, error) {
+	deps := handlers.Deps{
 		Logger:    core.Logger,
 		Readiness: core,
 		PublicURL: core.Config.PublicURL.String(),
@@ -34,7 +40,11 @@ func New(core *Core) (*Server, error) {
 		Secrets:   core.Secrets,
 		Proxy:     core.Proxy,
 		Connect:   core.Connect,
-	})
+	}
+	for _, o := range opts {
+		o(&deps)
+	}
+	h, err := handlers.New(deps)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}

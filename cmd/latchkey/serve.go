@@ -23,6 +23,11 @@ func (e *environment) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	logger := newLogger(cfg, e.stderr)
+	if *demo {
+		// The demo's provider and API live on this server, over plain http
+		// on loopback: the proxy must be allowed to reach them.
+		cfg.AllowPrivateUpstreams = true
+	}
 	if cfg.AllowPrivateUpstreams {
 		logger.Warn("LATCHKEY_ALLOW_PRIVATE_UPSTREAMS is on: http and private/loopback upstreams are permitted; never use this in production")
 	}
@@ -32,13 +37,16 @@ func (e *environment) serve(ctx context.Context, args []string) error {
 	}
 	defer core.Close()
 
+	var opts []server.Option
 	if *demo {
-		if err := seedDemo(ctx, core, e.stdout); err != nil {
+		h, err := setupDemo(ctx, core, e.stdout)
+		if err != nil {
 			return err
 		}
+		opts = append(opts, server.WithDemo(h))
 	}
 
-	srv, err := server.New(core)
+	srv, err := server.New(core, opts...)
 	if err != nil {
 		return err
 	}
