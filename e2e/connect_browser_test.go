@@ -230,7 +230,7 @@ func waitJS(t *testing.T, ctx context.Context, expr string) string {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		v, err := chromedp.Run(sctx, chromedp.Evaluate[string](`(function(){ var v = ` + expr + `; return v ? JSON.stringify(v) : ""; })()`))
+		v, err := chromedp.Run(sctx, chromedp.Evaluate[string](`(function(){ var v = `+expr+`; return v ? JSON.stringify(v) : ""; })()`))
 		cancel()
 		if err == nil && v != "" {
 			return v

@@ -29,7 +29,7 @@ type Options struct {
 	LatchkeyURL string
 	// App is the demo app's SDK client, built with sdk.WithUserToken for
 	// the signed-in demo user so each session is bound to that user.
-	App *sdk.App
+	App       *sdk.App
 	Provider  string // the provider to connect
 	AgentID   string // the agent the user is asked to delegate to
 	AgentName string
