@@ -221,3 +221,37 @@ func (c *Core) Ready(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Retention of finished Connect state. Sessions are kept a day past their
+// expiry so an app polling late reads "expired", not "not found"; OAuth
+// flows are useless once expired.
+const (
+	connectSessionRetention = 24 * time.Hour
+	oauthFlowRetention      = time.Hour
+	housekeepingInterval    = 10 * time.Minute
+)
+
+// Housekeep deletes expired Connect sessions and OAuth flows, which would
+// otherwise grow without bound.
+func (c *Core) Housekeep(ctx context.Context) error {
+	_, err1 := c.Connect.DeleteExpired(ctx, connectSessionRetention)
+	_, err2 := c.OAuth.DeleteExpiredFlows(ctx, oauthFlowRetention)
+	return errors.Join(err1, err2)
+}
+
+// runHousekeeping calls Housekeep now and every housekeepingInterval until
+// ctx ends. Failures are logged; the next round tries again.
+func (c *Core) runHousekeeping(ctx context.Context) {
+	t := time.NewTicker(housekeepingInterval)
+	defer t.Stop()
+	for {
+		if err := c.Housekeep(ctx); err != nil && ctx.Err() == nil {
+			c.Logger.Warn("housekeeping failed", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -77,6 +77,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Idle grants are refreshed before they expire, and refreshes a crash
 	// interrupted are detected, even when no call uses them.
 	bg.Go(func() { _ = s.core.Tokens.Run(bgCtx) })
+	bg.Go(func() { s.core.runHousekeeping(bgCtx) })
 	// Stopped only after the HTTP server has drained, so the final usage
 	// flush sees the last requests.
 	defer func() {

@@ -185,3 +185,14 @@ func sameHash(a, b string) bool {
 // errNoSession is the cause of a not_found Failure: the id or token names
 // no session this caller may see.
 var errNoSession = errors.New("connect: no such session")
+
+// DeleteExpired removes sessions whose lifetime ended more than retention
+// ago (their OAuth flows go with them). Keeping them a while lets an app
+// that polls late still read "expired" instead of not_found.
+func (s *Service) DeleteExpired(ctx context.Context, retention time.Duration) (int64, error) {
+	res := s.db.WithContext(ctx).Where("expires_at < ?", s.now().UTC().Add(-retention)).Delete(&models.ConnectSession{})
+	if res.Error != nil {
+		return 0, fmt.Errorf("connect: delete expired sessions: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}
