@@ -106,25 +106,32 @@ type authorized struct {
 }
 
 func (s *Service) authorize(ctx context.Context, caller sdkauth.Caller, sel Selection, info *Info) (authorized, error) {
+	a, _, err := s.authorizeKeyed(ctx, caller, sel, info)
+	return a, err
+}
+
+// authorizeKeyed is authorize that also returns the cache key, so a caller
+// that refreshes the credential can update the cached entry.
+func (s *Service) authorizeKeyed(ctx context.Context, caller sdkauth.Caller, sel Selection, info *Info) (authorized, string, error) {
 	key := cacheKey(caller.AppID, caller.AgentID, caller.Impersonating, caller.UserToken, sel)
 	if a, ok := s.cache.get(key); ok {
 		// A token must still be valid (unexpired) for its cached result to
 		// apply: identity verification is cheap when cached and never skipped.
 		if caller.UserToken != "" {
 			if _, err := s.identity.Verify(ctx, caller.AppID, caller.UserToken); err != nil {
-				return authorized{}, err
+				return authorized{}, key, err
 			}
 		}
 		a.fill(info)
-		return a, nil
+		return a, key, nil
 	}
 	gen := s.cache.generation()
 	a, err := s.resolve(ctx, caller, sel, info)
 	if err != nil {
-		return authorized{}, err
+		return authorized{}, key, err
 	}
 	s.cache.put(key, gen, a)
-	return a, nil
+	return a, key, nil
 }
 
 func (a authorized) fill(info *Info) {
@@ -190,7 +197,7 @@ func (s *Service) Proxy(ctx context.Context, caller sdkauth.Caller, req wire.Pro
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.authorize(ctx, caller, Selection{GrantID: req.GrantID, Provider: req.Provider, Account: req.Account}, info)
+	a, key, err := s.authorizeKeyed(ctx, caller, Selection{GrantID: req.GrantID, Provider: req.Provider, Account: req.Account}, info)
 	if err != nil {
 		return nil, err
 	}
@@ -221,10 +228,15 @@ func (s *Service) Proxy(ctx context.Context, caller sdkauth.Caller, req wire.Pro
 	// refreshed since this token was read.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
+	gen := s.cache.generation()
 	fresh, err := s.grants.Refreshed(ctx, a.resolved, a.credential)
 	if err != nil {
 		return nil, err
 	}
+	// The cached entry held the refused token: later calls use the new one
+	// (and, should it be refused too, force a refresh past it).
+	a.credential = fresh
+	s.cache.put(key, gen, a)
 	call.Secret = egress.Secret(fresh.AccessToken)
 	if body != nil {
 		call.Body = bytes.NewReader(body)
