@@ -196,14 +196,14 @@ Latchkey demo is ready (demo only: keys are kept in %s).
        LATCHKEY_API_KEY=%s go run ./cmd/latchkey request --grant GRANT_ID %s/events
   3. See who you are and the grants:
        LATCHKEY_API_KEY=%s go run ./cmd/latchkey request me
-       LATCHKEY_API_KEY=%s go run ./cmd/latchkey admin audit list --app %s
+       go run ./cmd/latchkey admin audit list --app %s
 
-  Operator sign-in (portal): %s / %s
+  Operator account: %s / %s
   Demo app id: %s   agent id: %s
 
 `, filepath.Join(dir, demoStateFile), public, demoAgentTitle,
 		st.APIKey, ep.APIBaseURL+"/calendar", st.AgentKey, ep.APIBaseURL+"/calendar",
-		st.APIKey, st.APIKey, st.AppID, demoEmail, demoPassword, st.AppID, st.AgentID)
+		st.APIKey, st.AppID, demoEmail, demoPassword, st.AppID, st.AgentID)
 	return mux, nil
 }
 
