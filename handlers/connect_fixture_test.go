@@ -12,15 +12,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/net/html"
 
 	"github.com/latchkey/latchkey/config"
 	"github.com/latchkey/latchkey/handlers/demo"
@@ -31,9 +27,11 @@ import (
 	"github.com/latchkey/latchkey/services/agents"
 	"github.com/latchkey/latchkey/services/apikeys"
 	"github.com/latchkey/latchkey/services/audit"
-	"github.com/latchkey/latchkey/services/catalog"
 	"github.com/latchkey/latchkey/services/oauth"
 	"github.com/latchkey/latchkey/services/tenancy"
+	"github.com/latchkey/latchkey/testutil/demotest"
+	"github.com/latchkey/latchkey/testutil/htmlform"
+	"github.com/latchkey/latchkey/testutil/testclock"
 	"github.com/latchkey/latchkey/testutil/testserver"
 	views "github.com/latchkey/latchkey/views/pages/connect"
 )
@@ -50,23 +48,6 @@ const (
 
 var seedActor = apikeys.Actor{Kind: audit.ActorCLI, ID: "test"}
 
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // connectWorld is a running Latchkey whose public URL is its real address
 // (so connect_url and the OAuth redirect URI point at it), the demo
 // provider configured as a custom provider of one app, and that app's SDK
@@ -76,7 +57,7 @@ type connectWorld struct {
 	url     string
 	core    *server.Core
 	seed    *testserver.Seed
-	clock   *testClock
+	clock   *testclock.Clock
 	demoURL string
 	app     models.App
 	sdk     *sdk.App
@@ -91,38 +72,16 @@ func newConnectWorld(t *testing.T, dialect string) *connectWorld {
 	}
 	lkURL := "http://" + ln.Addr().String()
 
-	demoSrv := httptest.NewUnstartedServer(nil)
-	d, err := demo.New(demo.Options{
-		BaseURL:      "http://" + demoSrv.Listener.Addr().String() + "/demo",
+	demoSrv := demotest.Start(t, demo.Options{
 		OAuthClients: []demo.Client{{ID: demoClientID, Secret: demoClientSecret, RedirectURIs: []string{lkURL + oauth.CallbackPath}}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/demo/", http.StripPrefix("/demo", d.Handler()))
-	demoSrv.Config.Handler = mux
-	demoSrv.Start()
-	t.Cleanup(demoSrv.Close)
 
-	clk := &testClock{t: time.Now().UTC().Truncate(time.Second)}
+	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
 	core := testserver.NewCore(t, dialect, testserver.Options{Now: clk.Now, Env: map[string]string{
 		config.EnvPublicURL:             lkURL,
 		config.EnvAllowPrivateUpstreams: "true",
 	}})
-	srv, err := server.New(core)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server shutdown: %v", err)
-		}
-	})
+	testserver.Serve(t, core, ln)
 
 	w := &connectWorld{t: t, url: lkURL, core: core, seed: testserver.NewSeed(t, core), clock: clk, demoURL: demoSrv.URL}
 	var key apikeys.Minted
@@ -131,15 +90,10 @@ func newConnectWorld(t *testing.T, dialect string) *connectWorld {
 	if err := core.Tenancy.SetURLs(bg, w.app.ID, tenancy.URLs{Origins: []string{appOrigin}, ReturnURLs: []string{appReturn}}, seedActor); err != nil {
 		t.Fatal(err)
 	}
-	ep := d.OAuthEndpoints()
 	if _, err := core.OAuth.Configure(bg, oauth.ConfigureInput{
 		AppID: w.app.ID, Provider: demoProvider, ClientID: demoClientID, ClientSecret: demoClientSecret,
 		Scopes: []string{demo.ScopeCalendarRead}, Actor: seedActor,
-		Custom: &catalog.CustomDefinition{
-			Name: "Demo Calendar", AuthorizeURL: ep.AuthorizeURL, TokenURL: ep.TokenURL,
-			UserinfoURL: ep.UserinfoURL, IDField: "id", DisplayField: "email", RevokeURL: ep.RevokeURL,
-			APIHosts: []string{ep.APIHost},
-		},
+		Custom: demoSrv.CustomDefinition(),
 	}); err != nil {
 		t.Fatalf("configure the demo provider: %v", err)
 	}
@@ -297,24 +251,9 @@ func (b *browser) open(connectURL, mode string) string {
 // demo provider ignores them).
 func (b *browser) submit(base string, body string, testid string, mod func(url.Values, http.Header)) page {
 	b.t.Helper()
-	f := parseForm(b.t, body)
-	btn, ok := f.buttons[testid]
-	if !ok {
-		b.t.Fatalf("no button %q on the page:\n%s", testid, body)
-	}
-	v := url.Values{}
-	for k, vs := range f.fields {
-		v[k] = append([]string(nil), vs...)
-	}
-	v.Set(btn[0], btn[1])
-	target, err := url.Parse(base)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	action, err := target.Parse(f.action)
-	if err != nil {
-		b.t.Fatal(err)
-	}
+	f := htmlform.Parse(b.t, body)
+	v := f.Values(b.t, testid)
+	action := f.Target(b.t, base)
 	h := http.Header{}
 	h.Set("Content-Type", "application/x-www-form-urlencoded")
 	h.Set("Accept", "text/html")
@@ -325,7 +264,7 @@ func (b *browser) submit(base string, body string, testid string, mod func(url.V
 	if mod != nil {
 		mod(v, h)
 	}
-	req, err := http.NewRequest(http.MethodPost, action.String(), strings.NewReader(v.Encode()))
+	req, err := http.NewRequest(http.MethodPost, action, strings.NewReader(v.Encode()))
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -372,56 +311,6 @@ func (b *browser) authorizeAtDemo(consentURL string, consent page, user, decisio
 		b.t.Fatalf("the provider sent the browser to %s", got)
 	}
 	return cb.String()
-}
-
-// form is an HTML form as a browser would submit it.
-type form struct {
-	action  string
-	fields  url.Values
-	buttons map[string][2]string // data-testid → name, value
-}
-
-func parseForm(t *testing.T, body string) form {
-	t.Helper()
-	doc, err := html.Parse(strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := form{fields: url.Values{}, buttons: map[string][2]string{}}
-	found := false
-	var walk func(n *html.Node, inForm bool)
-	walk = func(n *html.Node, inForm bool) {
-		if n.Type == html.ElementNode {
-			a := map[string]string{}
-			for _, at := range n.Attr {
-				a[at.Key] = at.Val
-			}
-			switch n.Data {
-			case "form":
-				if found {
-					return
-				}
-				found, inForm = true, true
-				f.action = a["action"]
-			case "input":
-				if inForm && a["type"] == "hidden" {
-					f.fields.Add(a["name"], a["value"])
-				}
-			case "button":
-				if inForm {
-					f.buttons[a["data-testid"]] = [2]string{a["name"], a["value"]}
-				}
-			}
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c, inForm)
-		}
-	}
-	walk(doc, false)
-	if !found {
-		t.Fatalf("no form on page:\n%s", body)
-	}
-	return f
 }
 
 var resultBlock = regexp.MustCompile(`<script id="connect-result" type="application/json">([^<]*)</script>`)

@@ -6,15 +6,12 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"gocloud.dev/secrets"
-	"gocloud.dev/secrets/localsecrets"
 
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/sdk/wire"
@@ -27,32 +24,10 @@ import (
 	"github.com/latchkey/latchkey/services/tenancy"
 	"github.com/latchkey/latchkey/services/vault"
 	"github.com/latchkey/latchkey/testutil"
+	"github.com/latchkey/latchkey/testutil/testclock"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.DropTemplate()
-	os.Exit(code)
-}
-
-// sdkClock is shared by the server's services and the test's signer, so a
-// test can stand at a vector's timestamp or skew the client on purpose.
-type sdkClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *sdkClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *sdkClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // sdkEnv is a database with the real services, and the real handler stack
 // over them behind httptest.
@@ -60,7 +35,7 @@ type sdkEnv struct {
 	t       *testing.T
 	db      *database.DB
 	keeper  *secrets.Keeper
-	clock   *sdkClock
+	clock   *testclock.Clock // the services' and the signer's, so a test can stand at a vector's timestamp or skew the client
 	vault   *vault.Vault
 	audit   *audit.Log
 	keys    *apikeys.Service
@@ -71,14 +46,8 @@ type sdkEnv struct {
 
 func newSDKEnv(t *testing.T, db *database.DB) *sdkEnv {
 	t.Helper()
-	key, err := localsecrets.NewRandomKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keeper := localsecrets.NewKeeper(key)
-	t.Cleanup(func() { _ = keeper.Close() })
-	e := &sdkEnv{t: t, db: db, keeper: keeper, clock: &sdkClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}}
-	e.vault = vault.New(db.Gorm, keeper)
+	e := &sdkEnv{t: t, db: db, keeper: testutil.Keeper(t), clock: testclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
+	e.vault = vault.New(db.Gorm, e.keeper)
 	e.audit = audit.New(db.Gorm, e.clock.Now)
 	e.keys = apikeys.New(db.Gorm, e.vault, e.audit, e.clock.Now)
 	e.agents = agents.New(db.Gorm, e.keys, e.audit, e.clock.Now)

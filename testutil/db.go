@@ -167,7 +167,18 @@ func pgReady() error {
 	return pg.err
 }
 
-// DropTemplate removes the template database; call it from TestMain after m.Run.
+// Main runs a test binary's tests, drops its PostgreSQL template and exits
+// with their result. Every package that uses the databases calls it:
+//
+//	func TestMain(m *testing.M) { testutil.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	DropTemplate()
+	os.Exit(code)
+}
+
+// DropTemplate removes the template database; call it from TestMain after
+// m.Run (Main does).
 func DropTemplate() {
 	if pg.template == "" {
 		return

@@ -106,14 +106,13 @@ func TestAdminIdPSetBadInputExitsTwoAndWritesNothing(t *testing.T) {
 			appID := c.runJSON("admin", "bootstrap", "--org", "Acme", "--app", "web", "--operator-email", "ops@acme.test")["app_id"].(string)
 			core := c.core()
 			auditBefore := count(t, core, &models.AuditEvent{})
-			unknownApp := "3f1b2c4d-0000-4000-8000-000000000000"
 			ok := []string{"--issuer", "https://acme.okta.com", "--audience", "api://default"}
 			tests := []struct {
 				name string
 				args []string
 				want string
 			}{
-				{"unknown app", append([]string{"--app", unknownApp}, ok...), "app not found"},
+				{"unknown app", append([]string{"--app", unknownID}, ok...), "app not found"},
 				{"malformed app id", append([]string{"--app", "web"}, ok...), "app id"},
 				{"non-https issuer", []string{"--app", appID, "--issuer", "http://acme.okta.com", "--audience", "a"}, "https"},
 				{"relative issuer", []string{"--app", appID, "--issuer", "acme.okta.com", "--audience", "a"}, "absolute URL"},
@@ -124,16 +123,9 @@ func TestAdminIdPSetBadInputExitsTwoAndWritesNothing(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					out, errOut, code := c.run(append(append([]string{"admin", "idp", "set"}, tt.args...), "--json")...)
-					if code != 2 {
-						t.Fatalf("exit %d, want 2 (stderr %q)", code, errOut)
-					}
-					if out != "" {
-						t.Fatalf("printed output on failure: %q", out)
-					}
-					lines := strings.Split(strings.TrimSpace(errOut), "\n")
-					if len(lines) != 1 || !strings.HasPrefix(lines[0], "latchkey: ") || !strings.Contains(lines[0], tt.want) {
-						t.Fatalf("error %q is not one line saying %q", errOut, tt.want)
+					errOut := c.wantUsageError(t, append([]string{"admin", "idp", "set"}, tt.args...), tt.want)
+					if strings.Contains(strings.TrimSpace(errOut), "\n") {
+						t.Fatalf("error %q is not one line", errOut)
 					}
 					if strings.Contains(errOut, "s3cret-value") {
 						t.Fatal("the error echoes the client secret")

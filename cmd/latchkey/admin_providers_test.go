@@ -88,15 +88,10 @@ func TestProvidersConfigureBadInputExitsTwoAndWritesNothing(t *testing.T) {
 			c.env["EMPTY_VAR"] = ""
 			appID := c.runJSON("admin", "bootstrap", "--org", "Acme", "--app", "web", "--operator-email", "ops@acme.test")["app_id"].(string)
 			core := c.core()
-			tables := []any{&models.ProviderConfig{}, &models.AuditEvent{}, &models.DataKey{}}
-			before := make([]int64, len(tables))
-			for i, m := range tables {
-				before[i] = count(t, core, m)
-			}
+			rows := countRows(t, core, &models.ProviderConfig{}, &models.AuditEvent{}, &models.DataKey{})
 			base := func(extra ...string) []string {
 				return append([]string{"admin", "providers", "configure", "--app", appID}, extra...)
 			}
-			unknown := "3f1b2c4d-0000-4000-8000-000000000000"
 			tests := []struct {
 				name string
 				args []string
@@ -117,33 +112,18 @@ func TestProvidersConfigureBadInputExitsTwoAndWritesNothing(t *testing.T) {
 					"--param", "shop=evil.com/x"), "params.shop"},
 				{"malformed param", base("--provider", "shopify", "--client-id", "x", "--client-secret", providerSecret, "--param", "shop"), "name=value"},
 				{"bad scope", base("--provider", "github", "--client-id", "x", "--client-secret", providerSecret, "--scopes", "repo user"), "scopes"},
-				{"unknown app", []string{"admin", "providers", "configure", "--app", unknown, "--provider", "github", "--client-id", "x", "--client-secret", providerSecret}, "app not found"},
+				{"unknown app", []string{"admin", "providers", "configure", "--app", unknownID, "--provider", "github", "--client-id", "x", "--client-secret", providerSecret}, "app not found"},
 				{"malformed app", []string{"admin", "providers", "configure", "--app", "web", "--provider", "github", "--client-id", "x", "--client-secret", providerSecret}, "app id"},
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					out, errOut, code := c.run(append(tt.args, "--json")...)
-					if code != 2 {
-						t.Fatalf("exit %d, want 2 (stderr %q)", code, errOut)
-					}
-					if out != "" {
-						t.Fatalf("printed output on failure: %q", out)
-					}
-					lines := strings.Split(strings.TrimSpace(errOut), "\n")
-					last := lines[len(lines)-1]
-					if !strings.HasPrefix(last, "latchkey: ") || !strings.Contains(last, tt.want) {
-						t.Fatalf("error line %q does not say %q", last, tt.want)
-					}
+					errOut := c.wantUsageError(t, tt.args, tt.want)
 					if strings.Contains(errOut, providerSecret) {
 						t.Fatalf("the error shows the client secret: %q", errOut)
 					}
 				})
 			}
-			for i, m := range tables {
-				if n := count(t, core, m); n != before[i] {
-					t.Fatalf("bad input changed %T: %d → %d", m, before[i], n)
-				}
-			}
+			rows.assertUnchanged(t, core)
 		})
 	}
 }

@@ -101,17 +101,12 @@ func TestSecretsBadInputExitsTwoAndWritesNothing(t *testing.T) {
 			otherAgent := c.runJSON("admin", "agents", "create", "--app", other, "--name", "bot")["agent_id"].(string)
 
 			core := c.core()
-			tables := []any{&models.ManagedSecret{}, &models.Credential{}, &models.Grant{}, &models.EndUser{}, &models.AuditEvent{}}
-			before := make([]int64, len(tables))
-			for i, m := range tables {
-				before[i] = count(t, core, m)
-			}
+			rows := countRows(t, core, &models.ManagedSecret{}, &models.Credential{}, &models.Grant{}, &models.EndUser{}, &models.AuditEvent{})
 
 			create := func(extra ...string) []string {
 				return append([]string{"admin", "secrets", "create", "--app", appID, "--name", "fresh"}, extra...)
 			}
 			good := []string{"--value", cliSecret, "--inject", "header:Authorization:Bearer {secret}", "--allowed-host", "api.example.com"}
-			unknown := "3f1b2c4d-0000-4000-8000-000000000000"
 			tests := []struct {
 				name string
 				args []string
@@ -127,39 +122,24 @@ func TestSecretsBadInputExitsTwoAndWritesNothing(t *testing.T) {
 				{"value split by the shell", create("--value", "first-half", cliSecret, "--inject", "header:A:{secret}"), "unexpected argument"},
 				{"duplicate name", []string{"admin", "secrets", "create", "--app", appID, "--name", "taken", "--value", cliSecret, "--inject", "header:A:{secret}", "--allowed-host", "api.example.com"}, "already exists"},
 				{"bad name", []string{"admin", "secrets", "create", "--app", appID, "--name", "Not Valid", "--value", cliSecret, "--inject", "header:A:{secret}", "--allowed-host", "api.example.com"}, "name"},
-				{"unknown app", append([]string{"admin", "secrets", "create", "--app", unknown, "--name", "fresh"}, good...), "app not found"},
+				{"unknown app", append([]string{"admin", "secrets", "create", "--app", unknownID, "--name", "fresh"}, good...), "app not found"},
 				{"malformed app", append([]string{"admin", "secrets", "create", "--app", "web", "--name", "fresh"}, good...), "app id"},
-				{"grant unknown secret", []string{"admin", "secrets", "grant", "--secret", unknown, "--principal", "system"}, "managed secret not found"},
+				{"grant unknown secret", []string{"admin", "secrets", "grant", "--secret", unknownID, "--principal", "system"}, "managed secret not found"},
 				{"grant malformed secret", []string{"admin", "secrets", "grant", "--secret", "taken", "--principal", "system"}, "secret"},
 				{"grant bad principal", []string{"admin", "secrets", "grant", "--secret", secretID, "--principal", "everyone"}, "principal"},
-				{"grant unknown agent", []string{"admin", "secrets", "grant", "--secret", secretID, "--principal", "agent:" + unknown}, "agent not found"},
+				{"grant unknown agent", []string{"admin", "secrets", "grant", "--secret", secretID, "--principal", "agent:" + unknownID}, "agent not found"},
 				{"grant another app's agent", []string{"admin", "secrets", "grant", "--secret", secretID, "--principal", "agent:" + otherAgent}, "agent not found"},
 				{"grant without principal", []string{"admin", "secrets", "grant", "--secret", secretID}, "missing --principal"},
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					out, errOut, code := c.run(append(tt.args, "--json")...)
-					if code != 2 {
-						t.Fatalf("exit %d, want 2 (stderr %q)", code, errOut)
-					}
-					if out != "" {
-						t.Fatalf("printed output on failure: %q", out)
-					}
-					lines := strings.Split(strings.TrimSpace(errOut), "\n")
-					last := lines[len(lines)-1]
-					if !strings.HasPrefix(last, "latchkey: ") || !strings.Contains(last, tt.want) {
-						t.Fatalf("error line %q does not say %q", last, tt.want)
-					}
+					errOut := c.wantUsageError(t, tt.args, tt.want)
 					if strings.Contains(errOut, cliSecret) {
 						t.Fatalf("the error shows the secret value: %q", errOut)
 					}
 				})
 			}
-			for i, m := range tables {
-				if n := count(t, core, m); n != before[i] {
-					t.Fatalf("bad input changed %T: %d → %d", m, before[i], n)
-				}
-			}
+			rows.assertUnchanged(t, core)
 		})
 	}
 }

@@ -18,11 +18,7 @@ import (
 	"github.com/latchkey/latchkey/testutil"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.DropTemplate()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // cli runs latchkey in-process against one data dir and database.
 type cli struct {
@@ -109,6 +105,54 @@ func count(t *testing.T, core *server.Core, model any) int64 {
 	return n
 }
 
+// unknownID is a well-formed id that names nothing.
+const unknownID = "3f1b2c4d-0000-4000-8000-000000000000"
+
+// wantUsageError runs args (with --json) and fails t unless latchkey exits
+// 2 with nothing on stdout and a last stderr line "latchkey: …" that says
+// want. It returns stderr for further checks.
+func (c *cli) wantUsageError(t *testing.T, args []string, want string) string {
+	t.Helper()
+	out, errOut, code := c.run(append(args, "--json")...)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2 (stderr %q)", code, errOut)
+	}
+	if out != "" {
+		t.Fatalf("printed output on failure: %q", out)
+	}
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "latchkey: ") || !strings.Contains(last, want) {
+		t.Fatalf("error line %q does not say %q", last, want)
+	}
+	return errOut
+}
+
+// rowCounts are the row counts of some tables, taken to show later that
+// refused commands wrote nothing to them.
+type rowCounts struct {
+	tables []any // models
+	before []int64
+}
+
+func countRows(t *testing.T, core *server.Core, tables ...any) rowCounts {
+	t.Helper()
+	r := rowCounts{tables: tables}
+	for _, m := range tables {
+		r.before = append(r.before, count(t, core, m))
+	}
+	return r
+}
+
+func (r rowCounts) assertUnchanged(t *testing.T, core *server.Core) {
+	t.Helper()
+	for i, m := range r.tables {
+		if n := count(t, core, m); n != r.before[i] {
+			t.Fatalf("bad input changed %T: %d → %d", m, r.before[i], n)
+		}
+	}
+}
+
 func TestBootstrapPrintsUsableKeyAndIsRepeatable(t *testing.T) {
 	for _, d := range testutil.Dialects(t) {
 		t.Run(d, func(t *testing.T) {
@@ -155,24 +199,23 @@ func TestAdminBadInputExitsTwoAndWritesNothing(t *testing.T) {
 			appID := boot["app_id"].(string)
 			c.runJSON("admin", "agents", "create", "--app", appID, "--name", "research-bot")
 			core := c.core()
-			keysBefore, agentsBefore, urlsBefore := count(t, core, &models.APIKey{}), count(t, core, &models.Agent{}), count(t, core, &models.AppURL{})
+			rows := countRows(t, core, &models.APIKey{}, &models.Agent{}, &models.AppURL{})
 
-			unknownApp := "3f1b2c4d-0000-4000-8000-000000000000"
 			tests := []struct {
 				name string
 				args []string
 				want string // part of the one-line error
 			}{
 				{"unknown command", []string{"admin", "frobnicate", "now"}, "unknown command"},
-				{"mint for unknown app", []string{"admin", "keys", "mint", "--app", unknownApp}, "app not found"},
+				{"mint for unknown app", []string{"admin", "keys", "mint", "--app", unknownID}, "app not found"},
 				{"mint with malformed app id", []string{"admin", "keys", "mint", "--app", "not-a-uuid"}, "app id"},
-				{"mint for another app's agent", []string{"admin", "keys", "mint", "--app", appID, "--agent", unknownApp}, "agent not found"},
+				{"mint for another app's agent", []string{"admin", "keys", "mint", "--app", appID, "--agent", unknownID}, "agent not found"},
 				{"mint without app", []string{"admin", "keys", "mint"}, "missing --app"},
 				{"unknown flag", []string{"admin", "keys", "mint", "--app", appID, "--colour", "red"}, "flag provided but not defined"},
 				{"stray argument", []string{"admin", "keys", "mint", "--app", appID, "extra"}, "unexpected argument"},
 				{"duplicate agent name", []string{"admin", "agents", "create", "--app", appID, "--name", "research-bot"}, "already exists"},
 				{"agent name with spaces", []string{"admin", "agents", "create", "--app", appID, "--name", "Research Bot"}, "name"},
-				{"agent for unknown app", []string{"admin", "agents", "create", "--app", unknownApp, "--name", "x"}, "app not found"},
+				{"agent for unknown app", []string{"admin", "agents", "create", "--app", unknownID, "--name", "x"}, "app not found"},
 				{"origin with a path", []string{"admin", "apps", "origins", "--app", appID, "--allowed-origin", "https://app.acme.test/path"}, "must not have a path"},
 				{"plain http origin", []string{"admin", "apps", "origins", "--app", appID, "--allowed-origin", "http://app.acme.test"}, "https"},
 				{"return url not absolute", []string{"admin", "apps", "origins", "--app", appID, "--return-url", "/connected"}, "absolute"},
@@ -182,23 +225,10 @@ func TestAdminBadInputExitsTwoAndWritesNothing(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					out, errOut, code := c.run(append(tt.args, "--json")...)
-					if code != 2 {
-						t.Fatalf("exit %d, want 2 (stderr %q)", code, errOut)
-					}
-					if out != "" {
-						t.Fatalf("printed output on failure: %q", out)
-					}
-					lines := strings.Split(strings.TrimSpace(errOut), "\n")
-					last := lines[len(lines)-1]
-					if !strings.HasPrefix(last, "latchkey: ") || !strings.Contains(last, tt.want) {
-						t.Fatalf("error line %q does not say %q", last, tt.want)
-					}
+					c.wantUsageError(t, tt.args, tt.want)
 				})
 			}
-			if k, a, u := count(t, core, &models.APIKey{}), count(t, core, &models.Agent{}), count(t, core, &models.AppURL{}); k != keysBefore || a != agentsBefore || u != urlsBefore {
-				t.Fatalf("bad input changed the database: keys %d→%d agents %d→%d urls %d→%d", keysBefore, k, agentsBefore, a, urlsBefore, u)
-			}
+			rows.assertUnchanged(t, core)
 		})
 	}
 }

@@ -8,18 +8,17 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
 
 	"github.com/latchkey/latchkey/handlers/demo"
+	"github.com/latchkey/latchkey/testutil/demotest"
+	"github.com/latchkey/latchkey/testutil/testclock"
 )
 
 // Registered clients of the test servers. The redirect URIs are never
@@ -42,31 +41,12 @@ const (
 // otherwise, and the key's identity does not matter to these tests.
 var testKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
 
-// clock is a settable time source shared by the server and the verifiers.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// env is a demo server mounted under /demo the way the HTTP edge mounts it.
+// env is a demo server mounted under /demo the way the HTTP edge mounts it,
+// on a clock shared by the server and the verifiers.
 type env struct {
 	t     *testing.T
-	srv   *httptest.Server
-	demo  *demo.Server
-	base  string // srv.URL + "/demo"
-	clock *clock
+	srv   *demotest.Server
+	clock *testclock.Clock
 }
 
 func newEnv(t *testing.T, mods ...func(*demo.Options)) *env {
@@ -75,11 +55,8 @@ func newEnv(t *testing.T, mods ...func(*demo.Options)) *env {
 	if err != nil {
 		t.Fatalf("generate key: %v", err)
 	}
-	srv := httptest.NewUnstartedServer(nil)
-	base := "http://" + srv.Listener.Addr().String() + "/demo"
-	clk := &clock{t: time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC))
 	opts := demo.Options{
-		BaseURL:    base,
 		Clock:      clk.Now,
 		SigningKey: key,
 		IDPClients: []demo.Client{
@@ -94,16 +71,7 @@ func newEnv(t *testing.T, mods ...func(*demo.Options)) *env {
 	for _, m := range mods {
 		m(&opts)
 	}
-	d, err := demo.New(opts)
-	if err != nil {
-		t.Fatalf("demo.New: %v", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/demo/", http.StripPrefix("/demo", d.Handler()))
-	srv.Config.Handler = mux
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, demo: d, base: base, clock: clk}
+	return &env{t: t, srv: demotest.Start(t, opts), clock: clk}
 }
 
 // ctx carries the test server's client for oauth2 and go-oidc.
@@ -111,26 +79,11 @@ func (e *env) ctx() context.Context {
 	return context.WithValue(e.t.Context(), oauth2.HTTPClient, e.srv.Client())
 }
 
-// browser is a cookie-keeping client that does not follow redirects, so the
-// test sees where the server sends it.
-func (e *env) browser() *http.Client {
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return &http.Client{
-		Jar: jar,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-}
-
 func (e *env) oauthConfig(scopes ...string) *oauth2.Config {
 	if len(scopes) == 0 {
 		scopes = []string{demo.ScopeCalendarRead, demo.ScopeCalendarWrite}
 	}
-	ep := e.demo.OAuthEndpoints()
+	ep := e.srv.Demo.OAuthEndpoints()
 	return &oauth2.Config{
 		ClientID: oauthClientID, ClientSecret: oauthClientSecret, RedirectURL: oauthCallback, Scopes: scopes,
 		Endpoint: oauth2.Endpoint{AuthURL: ep.AuthorizeURL, TokenURL: ep.TokenURL, AuthStyle: oauth2.AuthStyleInHeader},
@@ -138,7 +91,7 @@ func (e *env) oauthConfig(scopes ...string) *oauth2.Config {
 }
 
 func (e *env) idpConfig() *oauth2.Config {
-	iss := e.demo.Issuer()
+	iss := e.srv.Demo.Issuer()
 	return &oauth2.Config{
 		ClientID: idpClientID, ClientSecret: idpClientSecret, RedirectURL: idpCallback,
 		Scopes:   []string{"openid", "email", "profile", "groups"},
@@ -146,124 +99,12 @@ func (e *env) idpConfig() *oauth2.Config {
 	}
 }
 
-// form is an HTML form as a browser would submit it.
-type form struct {
-	action  string
-	fields  url.Values
-	buttons map[string][2]string // data-testid → name, value
-}
-
-// parseForm reads the first form of an HTML page.
-func parseForm(t *testing.T, body string) form {
-	t.Helper()
-	doc, err := html.Parse(strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("parse page: %v", err)
-	}
-	f := form{fields: url.Values{}, buttons: map[string][2]string{}}
-	found := false
-	var walk func(n *html.Node, inForm bool)
-	walk = func(n *html.Node, inForm bool) {
-		if n.Type == html.ElementNode {
-			a := map[string]string{}
-			for _, at := range n.Attr {
-				a[at.Key] = at.Val
-			}
-			switch n.Data {
-			case "form":
-				if found {
-					return
-				}
-				found, inForm = true, true
-				f.action = a["action"]
-			case "input":
-				if inForm && a["type"] == "hidden" {
-					f.fields.Add(a["name"], a["value"])
-				}
-			case "button":
-				if inForm {
-					f.buttons[a["data-testid"]] = [2]string{a["name"], a["value"]}
-				}
-			}
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c, inForm)
-		}
-	}
-	walk(doc, false)
-	if !found {
-		t.Fatalf("no form on page:\n%s", body)
-	}
-	return f
-}
-
-// get fetches a URL with the browser and returns status and body.
-func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
-	t.Helper()
-	resp, err := c.Get(u)
-	if err != nil {
-		t.Fatalf("GET: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
-}
-
-// submit posts a form as if its button with testid were clicked.
-func (e *env) submit(c *http.Client, f form, testid string) (*http.Response, string) {
-	e.t.Helper()
-	btn, ok := f.buttons[testid]
-	if !ok {
-		e.t.Fatalf("no button %q on the page (have %v)", testid, f.buttons)
-	}
-	v := url.Values{}
-	for k, vs := range f.fields {
-		v[k] = append([]string(nil), vs...)
-	}
-	v.Set(btn[0], btn[1])
-	target := e.srv.URL + f.action
-	resp, err := c.PostForm(target, v)
-	if err != nil {
-		e.t.Fatalf("POST %s: %v", f.action, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
-}
-
-// authorize walks the pages of one authorization in a fresh browser:
-// login as user, then (OAuth provider) the consent decision. It returns the
-// redirect the server answered with.
-func (e *env) authorize(authURL, user, decision string) *url.URL {
-	e.t.Helper()
-	c := e.browser()
-	resp, body := get(e.t, c, authURL)
-	if resp.StatusCode != http.StatusOK {
-		e.t.Fatalf("login page: status %d\n%s", resp.StatusCode, body)
-	}
-	resp, body = e.submit(c, parseForm(e.t, body), "demo-user-"+user)
-	if decision != "" {
-		if resp.StatusCode != http.StatusOK {
-			e.t.Fatalf("consent page: status %d\n%s", resp.StatusCode, body)
-		}
-		resp, body = e.submit(c, parseForm(e.t, body), "demo-"+decision)
-	}
-	if resp.StatusCode != http.StatusSeeOther {
-		e.t.Fatalf("want a 303 back to the client, got %d\n%s", resp.StatusCode, body)
-	}
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil {
-		e.t.Fatalf("Location: %v", err)
-	}
-	return loc
-}
-
 // oauthCode runs the OAuth provider's authorization for user with a fresh
 // PKCE verifier and returns code and verifier.
 func (e *env) oauthCode(cfg *oauth2.Config, user string) (code, verifier string) {
 	e.t.Helper()
 	verifier = oauth2.GenerateVerifier()
-	loc := e.authorize(cfg.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier)), user, "approve")
+	loc := e.srv.Authorize(e.t, cfg.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier)), user, "approve")
 	if got := loc.Query().Get("state"); got != "st-1" {
 		e.t.Fatalf("state = %q, want st-1 (redirect %s)", got, loc.Redacted())
 	}
@@ -309,7 +150,7 @@ func (e *env) call(method, path, token, contentType, body string) (*http.Respons
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(e.t.Context(), method, e.base+path, rd)
+	req, err := http.NewRequestWithContext(e.t.Context(), method, e.srv.Base+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -337,7 +178,7 @@ func (e *env) call(method, path, token, contentType, body string) (*http.Respons
 // postForm sends a raw token-endpoint style request.
 func (e *env) postForm(path string, v url.Values, basicID, basicSecret string) (*http.Response, map[string]any) {
 	e.t.Helper()
-	req, err := http.NewRequestWithContext(e.t.Context(), http.MethodPost, e.base+path, strings.NewReader(v.Encode()))
+	req, err := http.NewRequestWithContext(e.t.Context(), http.MethodPost, e.srv.Base+path, strings.NewReader(v.Encode()))
 	if err != nil {
 		e.t.Fatal(err)
 	}

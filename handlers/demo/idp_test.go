@@ -27,7 +27,7 @@ type idTokenClaims struct {
 
 func (e *env) provider() *oidc.Provider {
 	e.t.Helper()
-	p, err := oidc.NewProvider(oidc.ClientContext(e.t.Context(), e.srv.Client()), e.demo.Issuer())
+	p, err := oidc.NewProvider(oidc.ClientContext(e.t.Context(), e.srv.Client()), e.srv.Demo.Issuer())
 	if err != nil {
 		e.t.Fatalf("discovery: %v", err)
 	}
@@ -42,7 +42,7 @@ func TestIDPDiscoveryIsUsableByGoOIDC(t *testing.T) {
 	e := newEnv(t)
 	p := e.provider()
 	ep := p.Endpoint()
-	if ep.AuthURL != e.base+"/idp/authorize" || ep.TokenURL != e.base+"/idp/token" || p.UserInfoEndpoint() != e.base+"/idp/userinfo" {
+	if ep.AuthURL != e.srv.Base+"/idp/authorize" || ep.TokenURL != e.srv.Base+"/idp/token" || p.UserInfoEndpoint() != e.srv.Base+"/idp/userinfo" {
 		t.Errorf("endpoints: %+v userinfo %s", ep, p.UserInfoEndpoint())
 	}
 	var doc struct {
@@ -53,7 +53,7 @@ func TestIDPDiscoveryIsUsableByGoOIDC(t *testing.T) {
 	if err := p.Claims(&doc); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(doc.Methods, []string{"S256"}) || !slices.Equal(doc.Algs, []string{"RS256"}) || doc.JWKS != e.base+"/idp/jwks" {
+	if !slices.Equal(doc.Methods, []string{"S256"}) || !slices.Equal(doc.Algs, []string{"RS256"}) || doc.JWKS != e.srv.Base+"/idp/jwks" {
 		t.Errorf("discovery document: %+v", doc)
 	}
 }
@@ -74,8 +74,8 @@ func TestIDPAuthCodeFlowIssuesVerifiableIDTokens(t *testing.T) {
 			verifier := oauth2.GenerateVerifier()
 			// The identity provider has no consent step: the login post
 			// redirects straight back.
-			loc := e.authorize(cfg.AuthCodeURL("st-idp", oidc.Nonce("n-123"), oauth2.S256ChallengeOption(verifier)), tc.user, "")
-			if loc.Query().Get("state") != "st-idp" || loc.Query().Get("iss") != e.demo.Issuer() {
+			loc := e.srv.Authorize(t, cfg.AuthCodeURL("st-idp", oidc.Nonce("n-123"), oauth2.S256ChallengeOption(verifier)), tc.user, "")
+			if loc.Query().Get("state") != "st-idp" || loc.Query().Get("iss") != e.srv.Demo.Issuer() {
 				t.Fatalf("redirect: %s", loc.Redacted())
 			}
 			tok, err := cfg.Exchange(e.ctx(), loc.Query().Get("code"), oauth2.VerifierOption(verifier))
@@ -129,7 +129,7 @@ func TestIDPRefreshRotatesAndReuseRevokesSession(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.idpConfig()
 	verifier := oauth2.GenerateVerifier()
-	loc := e.authorize(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), "ada", "")
+	loc := e.srv.Authorize(t, cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), "ada", "")
 	first, err := cfg.Exchange(e.ctx(), loc.Query().Get("code"), oauth2.VerifierOption(verifier))
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestIDPRefusesOtherClientsTokensAndCodes(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.idpConfig()
 	verifier := oauth2.GenerateVerifier()
-	loc := e.authorize(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), "grace", "")
+	loc := e.srv.Authorize(t, cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), "grace", "")
 
 	other := e.idpConfig()
 	other.ClientID, other.ClientSecret, other.RedirectURL = otherClientID, otherClientSecret, otherCallback
@@ -186,7 +186,7 @@ func TestIDPRefusesOtherClientsTokensAndCodes(t *testing.T) {
 func TestMintTokenVerifiesAgainstDiscovery(t *testing.T) {
 	e := newEnv(t)
 	const aud = "latchkey-demo-app"
-	tok, err := e.demo.MintToken("grace", aud, 10*time.Minute)
+	tok, err := e.srv.Demo.MintToken("grace", aud, 10*time.Minute)
 	if err != nil {
 		t.Fatalf("MintToken: %v", err)
 	}
@@ -198,7 +198,7 @@ func TestMintTokenVerifiesAgainstDiscovery(t *testing.T) {
 	if err := idt.Claims(&c); err != nil {
 		t.Fatal(err)
 	}
-	if idt.Subject != "grace" || idt.Issuer != e.base+"/idp" || c.Email != "grace@example.com" ||
+	if idt.Subject != "grace" || idt.Issuer != e.srv.Base+"/idp" || c.Email != "grace@example.com" ||
 		c.Name != "Grace Hopper" || !slices.Equal(c.Groups, []string{"engineering"}) {
 		t.Errorf("minted claims: sub=%q iss=%q %+v", idt.Subject, idt.Issuer, c)
 	}
@@ -232,7 +232,7 @@ func TestMintTokenRejectsBadArguments(t *testing.T) {
 		{"negative ttl", "ada", "aud", -time.Minute, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.demo.MintToken(tc.sub, tc.aud, tc.ttl)
+			_, err := e.srv.Demo.MintToken(tc.sub, tc.aud, tc.ttl)
 			if err == nil {
 				t.Fatal("want an error")
 			}
@@ -263,7 +263,7 @@ func TestSigningKeyPersistsAcrossRestarts(t *testing.T) {
 	// A token minted before a "restart" verifies against the JWKS after it
 	// when the key is kept.
 	first := newEnv(t, func(o *demo.Options) { o.SigningKey = key })
-	tok, err := first.demo.MintToken("ada", "aud", time.Hour)
+	tok, err := first.srv.Demo.MintToken("ada", "aud", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestSigningKeyPersistsAcrossRestarts(t *testing.T) {
 			Use string `json:"use"`
 		} `json:"keys"`
 	}
-	resp, err := second.srv.Client().Get(second.base + "/idp/jwks")
+	resp, err := second.srv.Client().Get(second.srv.Base + "/idp/jwks")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,18 +286,18 @@ func TestSigningKeyPersistsAcrossRestarts(t *testing.T) {
 	if len(set.Keys) != 1 || set.Keys[0].Alg != "RS256" || set.Keys[0].Use != "sig" {
 		t.Fatalf("JWKS = %+v", set)
 	}
-	ks := oidc.NewRemoteKeySet(oidc.ClientContext(t.Context(), second.srv.Client()), second.base+"/idp/jwks")
+	ks := oidc.NewRemoteKeySet(oidc.ClientContext(t.Context(), second.srv.Client()), second.srv.Base+"/idp/jwks")
 	if _, err := ks.VerifySignature(t.Context(), tok); err != nil {
 		t.Fatalf("token from before the restart: %v", err)
 	}
-	if second.demo.SigningKey() != back {
+	if second.srv.Demo.SigningKey() != back {
 		t.Error("SigningKey should return the key in use")
 	}
 }
 
 func TestGeneratedSigningKeyIsExposedForPersistence(t *testing.T) {
 	e := newEnv(t, func(o *demo.Options) { o.SigningKey = nil })
-	if k := e.demo.SigningKey(); k == nil || k.N.BitLen() < 2048 {
+	if k := e.srv.Demo.SigningKey(); k == nil || k.N.BitLen() < 2048 {
 		t.Fatal("want a generated RSA key of at least 2048 bits")
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/latchkey/latchkey/handlers/demo"
+	"github.com/latchkey/latchkey/testutil/demotest"
+	"github.com/latchkey/latchkey/testutil/htmlform"
 )
 
 func TestOAuthProviderFullFlowConnectsAccountAndServesCalendar(t *testing.T) {
@@ -76,7 +78,7 @@ func TestOAuthProviderKeepsEachUsersCalendarSeparate(t *testing.T) {
 func TestOAuthProviderDenyReturnsAccessDeniedWithState(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.oauthConfig()
-	loc := e.authorize(cfg.AuthCodeURL("st-deny", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), "ada", "deny")
+	loc := e.srv.Authorize(t, cfg.AuthCodeURL("st-deny", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), "ada", "deny")
 	q := loc.Query()
 	if got := loc.Scheme + "://" + loc.Host + loc.Path; got != oauthCallback {
 		t.Errorf("redirected to %s, want %s", got, oauthCallback)
@@ -84,16 +86,16 @@ func TestOAuthProviderDenyReturnsAccessDeniedWithState(t *testing.T) {
 	if q.Get("error") != "access_denied" || q.Get("state") != "st-deny" || q.Has("code") {
 		t.Fatalf("redirect query = %v", q)
 	}
-	if q.Get("iss") != e.base+"/oauth" {
+	if q.Get("iss") != e.srv.Base+"/oauth" {
 		t.Errorf("iss = %q, want the provider (RFC 9207)", q.Get("iss"))
 	}
 }
 
 func TestOAuthProviderConsentListsRequestedScopes(t *testing.T) {
 	e := newEnv(t)
-	c := e.browser()
-	_, body := get(t, c, e.oauthConfig(demo.ScopeCalendarRead).AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
-	_, body = e.submit(c, parseForm(t, body), "demo-user-grace")
+	c := demotest.Browser(t)
+	_, body := demotest.Get(t, c, e.oauthConfig(demo.ScopeCalendarRead).AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	_, body = e.srv.Submit(t, c, htmlform.Parse(t, body), "demo-user-grace")
 	if !strings.Contains(body, "calendar.read") || strings.Contains(body, "calendar.write") {
 		t.Errorf("consent page should list exactly calendar.read:\n%s", body)
 	}
@@ -316,10 +318,10 @@ func TestOAuthProviderAcceptsClientSecretPost(t *testing.T) {
 
 func TestOAuthEndpointsDescribeTheProvider(t *testing.T) {
 	e := newEnv(t)
-	ep := e.demo.OAuthEndpoints()
+	ep := e.srv.Demo.OAuthEndpoints()
 	host := strings.TrimPrefix(e.srv.URL, "http://")
-	if ep.TokenURL != e.base+"/oauth/token" || ep.RevokeURL != e.base+"/oauth/revoke" ||
-		ep.UserinfoURL != e.base+"/oauth/userinfo" || ep.APIBaseURL != e.base+"/api" || ep.APIHost != host {
+	if ep.TokenURL != e.srv.Base+"/oauth/token" || ep.RevokeURL != e.srv.Base+"/oauth/revoke" ||
+		ep.UserinfoURL != e.srv.Base+"/oauth/userinfo" || ep.APIBaseURL != e.srv.Base+"/api" || ep.APIHost != host {
 		t.Errorf("endpoints = %+v", ep)
 	}
 	if !slices.Equal(ep.Scopes, []string{"calendar.read", "calendar.write"}) {

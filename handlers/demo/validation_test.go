@@ -12,6 +12,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/latchkey/latchkey/handlers/demo"
+	"github.com/latchkey/latchkey/testutil/demotest"
+	"github.com/latchkey/latchkey/testutil/htmlform"
 )
 
 // validAuthorize is a correct OAuth-provider authorization request.
@@ -74,7 +76,7 @@ func TestAuthorizeRejectsBadRequests(t *testing.T) {
 				v.Set("scope", "openid")
 			}
 			tc.mod(v)
-			resp, body := get(t, e.browser(), e.base+server+"/authorize?"+v.Encode())
+			resp, body := demotest.Get(t, demotest.Browser(t), e.srv.Base+server+"/authorize?"+v.Encode())
 			if tc.want.page {
 				if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
 					t.Fatalf("want a 400 error page and no redirect, got %d Location=%q", resp.StatusCode, resp.Header.Get("Location"))
@@ -103,18 +105,18 @@ func TestAuthorizeFormRequiresCSRFToken(t *testing.T) {
 	e := newEnv(t)
 	for _, tc := range []struct {
 		name  string
-		tweak func(c *http.Client, f *form)
+		tweak func(c *http.Client, f *htmlform.Form)
 	}{
-		{"no cookie (a cross-site post)", func(c *http.Client, f *form) { c.Jar = nil }},
-		{"wrong token", func(c *http.Client, f *form) { f.fields.Set("csrf", "csrf_forged") }},
-		{"no token", func(c *http.Client, f *form) { f.fields.Del("csrf") }},
+		{"no cookie (a cross-site post)", func(c *http.Client, f *htmlform.Form) { c.Jar = nil }},
+		{"wrong token", func(c *http.Client, f *htmlform.Form) { f.Fields.Set("csrf", "csrf_forged") }},
+		{"no token", func(c *http.Client, f *htmlform.Form) { f.Fields.Del("csrf") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := e.browser()
-			_, body := get(t, c, e.base+"/oauth/authorize?"+validAuthorize().Encode())
-			f := parseForm(t, body)
+			c := demotest.Browser(t)
+			_, body := demotest.Get(t, c, e.srv.Base+"/oauth/authorize?"+validAuthorize().Encode())
+			f := htmlform.Parse(t, body)
 			tc.tweak(c, &f)
-			resp, _ := e.submit(c, f, "demo-user-ada")
+			resp, _ := e.srv.Submit(t, c, f, "demo-user-ada")
 			if resp.StatusCode != http.StatusForbidden {
 				t.Fatalf("status %d, want 403", resp.StatusCode)
 			}
@@ -124,19 +126,19 @@ func TestAuthorizeFormRequiresCSRFToken(t *testing.T) {
 
 func TestAuthorizeFormRevalidatesTheRequest(t *testing.T) {
 	e := newEnv(t)
-	c := e.browser()
-	_, body := get(t, c, e.base+"/oauth/authorize?"+validAuthorize().Encode())
-	f := parseForm(t, body)
-	f.fields.Set("redirect_uri", "http://evil.example/cb")
-	resp, _ := e.submit(c, f, "demo-user-ada")
+	c := demotest.Browser(t)
+	_, body := demotest.Get(t, c, e.srv.Base+"/oauth/authorize?"+validAuthorize().Encode())
+	f := htmlform.Parse(t, body)
+	f.Fields.Set("redirect_uri", "http://evil.example/cb")
+	resp, _ := e.srv.Submit(t, c, f, "demo-user-ada")
 	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
 		t.Fatalf("a tampered form must not redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 
-	_, body = get(t, c, e.base+"/oauth/authorize?"+validAuthorize().Encode())
-	f = parseForm(t, body)
-	f.buttons["demo-user-mallory"] = [2]string{"user", "mallory"}
-	if resp, _ := e.submit(c, f, "demo-user-mallory"); resp.StatusCode != http.StatusBadRequest {
+	_, body = demotest.Get(t, c, e.srv.Base+"/oauth/authorize?"+validAuthorize().Encode())
+	f = htmlform.Parse(t, body)
+	f.Buttons["demo-user-mallory"] = htmlform.Button{Name: "user", Value: "mallory"}
+	if resp, _ := e.srv.Submit(t, c, f, "demo-user-mallory"); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("unknown user: %d, want 400", resp.StatusCode)
 	}
 }
@@ -260,7 +262,7 @@ func TestTokenEndpointRejectsMalformedBodies(t *testing.T) {
 		{"revocation with a JSON body", "/oauth/revoke", "application/json", `{"token":"x"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.base+tc.path, strings.NewReader(tc.body))
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.srv.Base+tc.path, strings.NewReader(tc.body))
 			req.Header.Set("Content-Type", tc.contentType)
 			req.SetBasicAuth(oauthClientID, oauthClientSecret)
 			resp, err := e.srv.Client().Do(req)
@@ -322,7 +324,7 @@ func TestCalendarAPIAuthorization(t *testing.T) {
 	writeOnly := e.connect("grace", demo.ScopeCalendarWrite)
 	revoked := e.connect("linus")
 	e.postForm("/oauth/revoke", url.Values{"token": {revoked.AccessToken}}, oauthClientID, oauthClientSecret)
-	idJWT, err := e.demo.MintToken("ada", oauthClientID, time.Hour)
+	idJWT, err := e.srv.Demo.MintToken("ada", oauthClientID, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +355,7 @@ func TestCalendarAPIAuthorization(t *testing.T) {
 		{name: "wrong method", method: "DELETE", token: full.AccessToken, wantStatus: 405},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequestWithContext(t.Context(), tc.method, e.base+"/api/calendar/events", strings.NewReader(tc.body))
+			req, _ := http.NewRequestWithContext(t.Context(), tc.method, e.srv.Base+"/api/calendar/events", strings.NewReader(tc.body))
 			if tc.token != "" {
 				req.Header.Set("Authorization", "Bearer "+tc.token)
 			}
@@ -399,7 +401,7 @@ func TestCalendarAPIAuthorization(t *testing.T) {
 
 func TestPagesCarryStrictSecurityHeaders(t *testing.T) {
 	e := newEnv(t)
-	resp, body := get(t, e.browser(), e.base+"/oauth/authorize?"+validAuthorize().Encode())
+	resp, body := demotest.Get(t, demotest.Browser(t), e.srv.Base+"/oauth/authorize?"+validAuthorize().Encode())
 	csp := resp.Header.Get("Content-Security-Policy")
 	for _, want := range []string{"default-src 'none'", "frame-ancestors 'none'", "form-action 'self' http://latchkey.example"} {
 		if !strings.Contains(csp, want) {
@@ -431,7 +433,7 @@ func TestPagesCarryStrictSecurityHeaders(t *testing.T) {
 		}
 	}
 	// The stylesheet the pages link is served, same-origin.
-	css, _ := get(t, e.browser(), e.base+"/assets/demo.css")
+	css, _ := demotest.Get(t, demotest.Browser(t), e.srv.Base+"/assets/demo.css")
 	if css.StatusCode != http.StatusOK || !strings.HasPrefix(css.Header.Get("Content-Type"), "text/css") {
 		t.Errorf("stylesheet: %d %s", css.StatusCode, css.Header.Get("Content-Type"))
 	}
@@ -490,7 +492,7 @@ func TestUnknownPathsAndMethods(t *testing.T) {
 		{"PUT", "/idp/jwks", 405},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
-			req, _ := http.NewRequestWithContext(t.Context(), tc.method, e.base+tc.path, nil)
+			req, _ := http.NewRequestWithContext(t.Context(), tc.method, e.srv.Base+tc.path, nil)
 			resp, err := e.srv.Client().Do(req)
 			if err != nil {
 				t.Fatal(err)

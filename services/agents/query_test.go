@@ -3,15 +3,12 @@ package agents_test
 import (
 	"context"
 	"errors"
-	"os"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"gocloud.dev/secrets/localsecrets"
 
-	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/services/agents"
 	"github.com/latchkey/latchkey/services/apikeys"
 	"github.com/latchkey/latchkey/services/audit"
@@ -21,38 +18,20 @@ import (
 	"github.com/latchkey/latchkey/testutil"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.DropTemplate()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 var actor = apikeys.Actor{Kind: audit.ActorOperator, ID: "op-1"}
 
 func newService(t *testing.T, db *database.DB) (*agents.Service, *vault.Vault) {
 	t.Helper()
-	k, err := localsecrets.NewRandomKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keeper := localsecrets.NewKeeper(k)
-	t.Cleanup(func() { _ = keeper.Close() })
-	v := vault.New(db.Gorm, keeper)
+	v := vault.New(db.Gorm, testutil.Keeper(t))
 	al := audit.New(db.Gorm, nil)
 	return agents.New(db.Gorm, apikeys.New(db.Gorm, v, al, nil), al, nil), v
 }
 
 func seedApp(t *testing.T, db *database.DB, v *vault.Vault) string {
 	t.Helper()
-	now := time.Now().UTC()
-	org := models.Organization{ID: uuid.NewString(), Name: "org-" + uuid.NewString(), CreatedAt: now, UpdatedAt: now}
-	app := models.App{ID: uuid.NewString(), OrganizationID: org.ID, Name: "app", CreatedAt: now, UpdatedAt: now}
-	if err := db.Gorm.Create(&org).Error; err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Gorm.Create(&app).Error; err != nil {
-		t.Fatal(err)
-	}
+	app := testutil.SeedApp(t, db.Gorm, time.Now().UTC())
 	if err := v.CreateKeyring(context.Background(), nil, app.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -3,14 +3,12 @@ package apikeys_test
 import (
 	"context"
 	"errors"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"gocloud.dev/secrets"
-	"gocloud.dev/secrets/localsecrets"
 
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/sdk/wire"
@@ -23,11 +21,7 @@ import (
 	"github.com/latchkey/latchkey/testutil"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.DropTemplate()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 var actor = apikeys.Actor{Kind: audit.ActorOperator, ID: "op-1", Caller: "console"}
 
@@ -42,12 +36,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, db *database.DB) *fixture {
 	t.Helper()
-	k, err := localsecrets.NewRandomKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keeper := localsecrets.NewKeeper(k)
-	t.Cleanup(func() { _ = keeper.Close() })
+	keeper := testutil.Keeper(t)
 	f := &fixture{db: db, keeper: keeper, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	clock := func() time.Time { return f.now }
 	v := vault.New(db.Gorm, keeper)
@@ -60,15 +49,7 @@ func newFixture(t *testing.T, db *database.DB) *fixture {
 
 func (f *fixture) app(t *testing.T) models.App {
 	t.Helper()
-	now := time.Now().UTC()
-	org := models.Organization{ID: uuid.NewString(), Name: "org-" + uuid.NewString(), CreatedAt: now, UpdatedAt: now}
-	app := models.App{ID: uuid.NewString(), OrganizationID: org.ID, Name: "app", CreatedAt: now, UpdatedAt: now}
-	if err := f.db.Gorm.Create(&org).Error; err != nil {
-		t.Fatal(err)
-	}
-	if err := f.db.Gorm.Create(&app).Error; err != nil {
-		t.Fatal(err)
-	}
+	app := testutil.SeedApp(t, f.db.Gorm, time.Now().UTC())
 	// The keyring exists from app creation on, as tenancy makes it.
 	if err := f.vault.CreateKeyring(context.Background(), nil, app.ID); err != nil {
 		t.Fatal(err)

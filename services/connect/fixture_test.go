@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,14 +20,11 @@ import (
 	"github.com/latchkey/latchkey/services/sdkauth"
 	"github.com/latchkey/latchkey/services/tenancy"
 	"github.com/latchkey/latchkey/testutil"
+	"github.com/latchkey/latchkey/testutil/testclock"
 	"github.com/latchkey/latchkey/testutil/testserver"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.DropTemplate()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // The registered URLs of the test apps.
 const (
@@ -39,24 +34,6 @@ const (
 
 var testActor = apikeys.Actor{Kind: audit.ActorCLI, ID: "test"}
 
-// clock is a settable time source shared by every service of the core.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is a real Latchkey core (every service, real database) with one app
 // that has registered URLs and provider configs.
 type env struct {
@@ -64,14 +41,14 @@ type env struct {
 	ctx   context.Context
 	core  *server.Core
 	seed  *testserver.Seed
-	clock *clock
+	clock *testclock.Clock // shared by every service of the core
 	app   models.App
 	key   apikeys.Minted
 }
 
 func newEnv(t *testing.T, dialect string) *env {
 	t.Helper()
-	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
 	core := testserver.NewCore(t, dialect, testserver.Options{Now: clk.Now, Env: map[string]string{
 		config.EnvPublicURL: "https://latchkey.example.test",
 	}})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -18,11 +17,7 @@ import (
 	"github.com/latchkey/latchkey/testutil"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.DropTemplate()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 func TestMigrationVersionsMatchAcrossDialects(t *testing.T) {
 	list := func(d string) []string {

@@ -2,12 +2,10 @@ package grants_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"gocloud.dev/secrets/localsecrets"
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/models"
@@ -19,11 +17,7 @@ import (
 	"github.com/latchkey/latchkey/testutil"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.DropTemplate()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // world is one database with a real vault and the service under test, and
 // seed helpers that fill defaults. Its clock is fixed so expiry is exact.
@@ -40,19 +34,14 @@ type world struct {
 
 func newWorld(t testing.TB, db *database.DB) *world {
 	t.Helper()
-	key, err := localsecrets.NewRandomKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keeper := localsecrets.NewKeeper(key)
-	t.Cleanup(func() { _ = keeper.Close() })
 	now := time.Now().UTC().Truncate(time.Second)
 	clock := func() time.Time { return now }
-	v := vault.New(db.Gorm, keeper)
+	v := vault.New(db.Gorm, testutil.Keeper(t))
 	w := &world{t: t, db: db.Gorm, vault: v, now: now,
 		svc: grants.New(db.Gorm, v, audit.New(db.Gorm, clock), clock)}
-	w.org, w.app = w.newApp()
-	_, w.other = w.newApp()
+	app := testutil.SeedApp(t, db.Gorm, now)
+	w.org, w.app = app.OrganizationID, app.ID
+	w.other = testutil.SeedApp(t, db.Gorm, now).ID
 	return w
 }
 
@@ -67,18 +56,7 @@ func (w *world) id() string {
 
 func (w *world) create(v any) {
 	w.t.Helper()
-	if err := w.db.Create(v).Error; err != nil {
-		w.t.Fatalf("seed %T: %v", v, err)
-	}
-}
-
-func (w *world) newApp() (org, app string) {
-	w.t.Helper()
-	o := models.Organization{ID: w.id(), Name: "org-" + w.id(), CreatedAt: w.now, UpdatedAt: w.now}
-	w.create(&o)
-	a := models.App{ID: w.id(), OrganizationID: o.ID, Name: "app", CreatedAt: w.now, UpdatedAt: w.now}
-	w.create(&a)
-	return o.ID, a.ID
+	testutil.Insert(w.t, w.db, v)
 }
 
 func (w *world) endUser(app, subject, status string) string {
@@ -91,9 +69,7 @@ func (w *world) endUser(app, subject, status string) string {
 
 func (w *world) agent(app, name string) string {
 	w.t.Helper()
-	a := models.Agent{ID: w.id(), AppID: app, Name: name, Status: models.AgentActive, CreatedAt: w.now, UpdatedAt: w.now}
-	w.create(&a)
-	return a.ID
+	return testutil.SeedAgent(w.t, w.db, w.now, app, name)
 }
 
 func (w *world) providerConfig(app, provider, status string) string {

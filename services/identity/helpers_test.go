@@ -8,12 +8,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/google/uuid"
-	"gocloud.dev/secrets/localsecrets"
 
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/sdk/wire"
@@ -25,42 +21,18 @@ import (
 	"github.com/latchkey/latchkey/services/vault"
 	"github.com/latchkey/latchkey/testutil"
 	"github.com/latchkey/latchkey/testutil/oidcissuer"
+	"github.com/latchkey/latchkey/testutil/testclock"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.DropTemplate()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 var testActor = apikeys.Actor{Kind: audit.ActorCLI, ID: "test"}
-
-// clock is a settable clock shared by the service, the audit log and the
-// issuer, so tests can step over TTLs and token lifetimes.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Second)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // env is one app with a service, a vault and an issuer on loopback.
 type env struct {
 	t     testing.TB
 	db    *database.DB
-	clock *clock
+	clock *testclock.Clock // shared by the service, the audit log and the issuer
 	vault *vault.Vault
 	audit *audit.Log
 	iss   *oidcissuer.Issuer
@@ -71,17 +43,12 @@ type env struct {
 
 func newEnv(t testing.TB, db *database.DB, opts ...identity.Option) *env {
 	t.Helper()
-	clk := newClock()
-	key, err := localsecrets.NewRandomKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keeper := localsecrets.NewKeeper(key)
-	t.Cleanup(func() { _ = keeper.Close() })
-	e := &env{t: t, db: db, clock: clk, vault: vault.New(db.Gorm, keeper), audit: audit.New(db.Gorm, clk.Now)}
+	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
+	e := &env{t: t, db: db, clock: clk, vault: vault.New(db.Gorm, testutil.Keeper(t)), audit: audit.New(db.Gorm, clk.Now)}
 	e.iss = oidcissuer.New(t, oidcissuer.WithClock(clk.Now))
 	e.svc = e.newService(opts...)
-	e.orgID, e.appID = seedApp(t, db)
+	app := testutil.SeedApp(t, db.Gorm, time.Now().UTC())
+	e.orgID, e.appID = app.OrganizationID, app.ID
 	return e
 }
 
@@ -89,20 +56,6 @@ func newEnv(t testing.TB, db *database.DB, opts ...identity.Option) *env {
 // replica would have.
 func (e *env) newService(opts ...identity.Option) *identity.Service {
 	return identity.New(e.db.Gorm, e.vault, e.audit, &http.Client{Timeout: 5 * time.Second}, e.clock.Now, opts...)
-}
-
-func seedApp(t testing.TB, db *database.DB) (orgID, appID string) {
-	t.Helper()
-	now := time.Now().UTC()
-	org := models.Organization{ID: uuid.NewString(), Name: "org-" + uuid.NewString(), CreatedAt: now, UpdatedAt: now}
-	app := models.App{ID: uuid.NewString(), OrganizationID: org.ID, Name: "app", DisplayName: "app", CreatedAt: now, UpdatedAt: now}
-	if err := db.Gorm.Create(&org).Error; err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Gorm.Create(&app).Error; err != nil {
-		t.Fatal(err)
-	}
-	return org.ID, app.ID
 }
 
 // setIdP points the app at the env's issuer.

@@ -9,18 +9,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"gocloud.dev/secrets/localsecrets"
-	"golang.org/x/net/html"
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/handlers/demo"
@@ -33,13 +27,11 @@ import (
 	"github.com/latchkey/latchkey/services/oauth"
 	"github.com/latchkey/latchkey/services/vault"
 	"github.com/latchkey/latchkey/testutil"
+	"github.com/latchkey/latchkey/testutil/demotest"
+	"github.com/latchkey/latchkey/testutil/testclock"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.DropTemplate()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // publicURL is Latchkey's public URL in these tests. Nothing listens there:
 // the test browser stops at the provider's redirect and reads Location.
@@ -52,24 +44,6 @@ var (
 	browserActor = apikeys.Actor{Kind: audit.ActorEndUser, ID: "browser"}
 )
 
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // world is one database with a real vault and catalog, the OAuth service
 // under test (development mode: loopback providers allowed), and seed
 // helpers that fill defaults.
@@ -79,7 +53,7 @@ type world struct {
 	vault *vault.Vault
 	cat   *catalog.Catalog
 	audit *audit.Log
-	clock *clock
+	clock *testclock.Clock
 	svc   *oauth.Service
 	org   string
 	app   string
@@ -88,22 +62,17 @@ type world struct {
 
 func newWorld(t *testing.T, db *database.DB) *world {
 	t.Helper()
-	key, err := localsecrets.NewRandomKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keeper := localsecrets.NewKeeper(key)
-	t.Cleanup(func() { _ = keeper.Close() })
 	cat, err := catalog.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
-	w := &world{t: t, db: db.Gorm, vault: vault.New(db.Gorm, keeper), cat: cat, clock: clk,
+	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
+	w := &world{t: t, db: db.Gorm, vault: vault.New(db.Gorm, testutil.Keeper(t)), cat: cat, clock: clk,
 		audit: audit.New(db.Gorm, clk.Now)}
 	w.svc = w.service(nil)
-	w.org, w.app = w.newApp()
-	_, w.other = w.newApp()
+	app := testutil.SeedApp(t, db.Gorm, clk.Now())
+	w.org, w.app = app.OrganizationID, app.ID
+	w.other = testutil.SeedApp(t, db.Gorm, clk.Now()).ID
 	return w
 }
 
@@ -117,38 +86,18 @@ func (w *world) service(client *http.Client, opts ...oauth.Option) *oauth.Servic
 	return oauth.New(w.db, w.vault, w.audit, w.cat, client, publicURL, w.clock.Now, opts...)
 }
 
-func (w *world) create(v any) {
-	w.t.Helper()
-	if err := w.db.Create(v).Error; err != nil {
-		w.t.Fatalf("seed %T: %v", v, err)
-	}
-}
-
-func (w *world) newApp() (org, app string) {
-	w.t.Helper()
-	now := w.clock.Now()
-	o := models.Organization{ID: uuid.NewString(), Name: "org-" + uuid.NewString(), CreatedAt: now, UpdatedAt: now}
-	w.create(&o)
-	a := models.App{ID: uuid.NewString(), OrganizationID: o.ID, Name: "app", CreatedAt: now, UpdatedAt: now}
-	w.create(&a)
-	return o.ID, a.ID
-}
-
 func (w *world) endUser(app, subject string) string {
 	w.t.Helper()
 	now := w.clock.Now()
 	u := models.EndUser{ID: uuid.NewString(), AppID: app, Subject: subject, Source: models.EndUserSourceAppAsserted,
 		Status: models.EndUserActive, CreatedAt: now, UpdatedAt: now}
-	w.create(&u)
+	testutil.Insert(w.t, w.db, &u)
 	return u.ID
 }
 
 func (w *world) agent(app, name string) string {
 	w.t.Helper()
-	now := w.clock.Now()
-	a := models.Agent{ID: uuid.NewString(), AppID: app, Name: name, Status: models.AgentActive, CreatedAt: now, UpdatedAt: now}
-	w.create(&a)
-	return a.ID
+	return testutil.SeedAgent(w.t, w.db, w.clock.Now(), app, name)
 }
 
 // browser is one browser's Connect binding: the hex SHA-256 of its cookie.
@@ -166,7 +115,7 @@ func (w *world) session(app, binding string) string {
 	s := models.ConnectSession{ID: uuid.NewString(), AppID: app, TokenHash: uuid.NewString(),
 		PrincipalKind: models.PrincipalUser, AllowedProviders: "[]", Metadata: "{}", Status: models.ConnectPending,
 		BrowserBindingHash: binding, ResultGrants: "[]", ExpiresAt: now.Add(10 * time.Minute), CreatedAt: now, UpdatedAt: now}
-	w.create(&s)
+	testutil.Insert(w.t, w.db, &s)
 	return s.ID
 }
 
@@ -183,6 +132,14 @@ func (w *world) configure(in oauth.ConfigureInput) oauth.ConfigureResult {
 		w.t.Fatalf("configure %s: %v", in.Provider, err)
 	}
 	return res
+}
+
+// configureDemo configures the demo calendar as the custom provider
+// "demo-calendar" of the world's app.
+func (w *world) configureDemo(d *demoEnv, scopes ...string) oauth.ConfigureResult {
+	w.t.Helper()
+	return w.configure(oauth.ConfigureInput{Provider: "demo-calendar", ClientID: demoClientID,
+		ClientSecret: demoClientSecret, Scopes: scopes, Custom: d.srv.CustomDefinition()})
 }
 
 func (w *world) count(table string, where ...any) int64 {
@@ -280,40 +237,19 @@ const (
 	demoClientSecret = "latchkey-demo-secret"
 )
 
-// demoEnv is handlers/demo served by httptest under /demo.
+// demoEnv is handlers/demo served by httptest under /demo, with Latchkey's
+// callback as the one registered redirect URI.
 type demoEnv struct {
-	t    *testing.T
-	srv  *httptest.Server
-	demo *demo.Server
+	t   *testing.T
+	srv *demotest.Server
 }
 
 func newDemo(t *testing.T) *demoEnv {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(nil)
-	d, err := demo.New(demo.Options{
-		BaseURL:      "http://" + srv.Listener.Addr().String() + "/demo",
+	return &demoEnv{t: t, srv: demotest.Start(t, demo.Options{
 		OAuthClients: []demo.Client{{ID: demoClientID, Secret: demoClientSecret, RedirectURIs: []string{redirectURI}}},
 		IDPClients:   []demo.Client{{ID: demoClientID, Secret: demoClientSecret, RedirectURIs: []string{redirectURI}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/demo/", http.StripPrefix("/demo", d.Handler()))
-	srv.Config.Handler = mux
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return &demoEnv{t: t, srv: srv, demo: d}
-}
-
-// customDefinition points a custom provider at the demo calendar.
-func (d *demoEnv) customDefinition() *catalog.CustomDefinition {
-	ep := d.demo.OAuthEndpoints()
-	return &catalog.CustomDefinition{
-		Name: "Demo Calendar", AuthorizeURL: ep.AuthorizeURL, TokenURL: ep.TokenURL,
-		UserinfoURL: ep.UserinfoURL, IDField: "id", DisplayField: "email", RevokeURL: ep.RevokeURL,
-		APIHosts: []string{ep.APIHost},
-	}
+	})}
 }
 
 // authorize plays the browser at the provider: the login page as user,
@@ -321,111 +257,11 @@ func (d *demoEnv) customDefinition() *catalog.CustomDefinition {
 // consent). It returns the callback the provider redirected to.
 func (d *demoEnv) authorize(authURL, user, decision string) url.Values {
 	d.t.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, body := get(d.t, c, authURL)
-	if resp.StatusCode != http.StatusOK {
-		d.t.Fatalf("login page: status %d\n%s", resp.StatusCode, body)
-	}
-	resp, body = d.submit(c, parseForm(d.t, body), "demo-user-"+user)
-	if decision != "" {
-		if resp.StatusCode != http.StatusOK {
-			d.t.Fatalf("consent page: status %d\n%s", resp.StatusCode, body)
-		}
-		resp, body = d.submit(c, parseForm(d.t, body), "demo-"+decision)
-	}
-	if resp.StatusCode != http.StatusSeeOther {
-		d.t.Fatalf("want a 303 back to Latchkey, got %d\n%s", resp.StatusCode, body)
-	}
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil {
-		d.t.Fatal(err)
-	}
+	loc := d.srv.Authorize(d.t, authURL, user, decision)
 	if got := loc.Scheme + "://" + loc.Host + loc.Path; got != redirectURI {
 		d.t.Fatalf("redirected to %s, want %s", got, redirectURI)
 	}
 	return loc.Query()
-}
-
-func (d *demoEnv) submit(c *http.Client, f form, testid string) (*http.Response, string) {
-	d.t.Helper()
-	btn, ok := f.buttons[testid]
-	if !ok {
-		d.t.Fatalf("no button %q on the page", testid)
-	}
-	v := url.Values{}
-	for k, vs := range f.fields {
-		v[k] = append([]string(nil), vs...)
-	}
-	v.Set(btn[0], btn[1])
-	resp, err := c.PostForm(d.srv.URL+f.action, v)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
-}
-
-func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
-	t.Helper()
-	resp, err := c.Get(u)
-	if err != nil {
-		t.Fatalf("GET: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
-}
-
-// form is an HTML form as a browser would submit it.
-type form struct {
-	action  string
-	fields  url.Values
-	buttons map[string][2]string // data-testid → name, value
-}
-
-func parseForm(t *testing.T, body string) form {
-	t.Helper()
-	doc, err := html.Parse(strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := form{fields: url.Values{}, buttons: map[string][2]string{}}
-	found := false
-	var walk func(n *html.Node, inForm bool)
-	walk = func(n *html.Node, inForm bool) {
-		if n.Type == html.ElementNode {
-			a := map[string]string{}
-			for _, at := range n.Attr {
-				a[at.Key] = at.Val
-			}
-			switch n.Data {
-			case "form":
-				if found {
-					return
-				}
-				found, inForm = true, true
-				f.action = a["action"]
-			case "input":
-				if inForm && a["type"] == "hidden" {
-					f.fields.Add(a["name"], a["value"])
-				}
-			case "button":
-				if inForm {
-					f.buttons[a["data-testid"]] = [2]string{a["name"], a["value"]}
-				}
-			}
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c, inForm)
-		}
-	}
-	walk(doc, false)
-	if !found {
-		t.Fatalf("no form on page:\n%s", body)
-	}
-	return f
 }
 
 // stateOf returns the state parameter of an authorization URL.

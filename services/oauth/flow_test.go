@@ -47,8 +47,7 @@ func TestFullFlowAgainstTheDemoProviderStoresASealedGrant(t *testing.T) {
 		w := newWorld(t, db)
 		d := newDemo(t)
 		ctx := context.Background()
-		cfg := w.configure(oauth.ConfigureInput{Provider: "demo-calendar", ClientID: demoClientID,
-			ClientSecret: demoClientSecret, Scopes: []string{"calendar.read"}, Custom: d.customDefinition()})
+		cfg := w.configureDemo(d, "calendar.read")
 		if cfg.RedirectURI != redirectURI {
 			t.Fatalf("redirect URI %q, want %q", cfg.RedirectURI, redirectURI)
 		}
@@ -147,7 +146,7 @@ func TestFullFlowAgainstTheDemoProviderStoresASealedGrant(t *testing.T) {
 		}
 
 		// The access token works at the provider's API: it is the real one.
-		resp, body := getWithBearer(t, d.demo.OAuthEndpoints().APIBaseURL+"/calendar/events", c.AccessToken)
+		resp, body := getWithBearer(t, d.srv.Demo.OAuthEndpoints().APIBaseURL+"/calendar/events", c.AccessToken)
 		if resp != 200 {
 			t.Fatalf("the stored access token is refused by the API: %d %s", resp, body)
 		}
@@ -159,8 +158,7 @@ func TestReconnectingTheSameAccountReauthorizesTheSameGrant(t *testing.T) {
 		w := newWorld(t, db)
 		d := newDemo(t)
 		ctx := context.Background()
-		w.configure(oauth.ConfigureInput{Provider: "demo-calendar", ClientID: demoClientID,
-			ClientSecret: demoClientSecret, Scopes: []string{"calendar.read"}, Custom: d.customDefinition()})
+		w.configureDemo(d, "calendar.read")
 		ada, bob := w.endUser(w.app, "ada-subject"), w.endUser(w.app, "bob-subject")
 		agent := w.agent(w.app, "research-bot")
 
@@ -231,8 +229,7 @@ func TestFinishRefusals(t *testing.T) {
 		w := newWorld(t, db)
 		d := newDemo(t)
 		ctx := context.Background()
-		w.configure(oauth.ConfigureInput{Provider: "demo-calendar", ClientID: demoClientID,
-			ClientSecret: demoClientSecret, Scopes: []string{"calendar.read"}, Custom: d.customDefinition()})
+		w.configureDemo(d, "calendar.read")
 		start := func(t *testing.T) (authURL, binding string) {
 			t.Helper()
 			binding = newBinding()
@@ -322,8 +319,7 @@ func TestStartRefusals(t *testing.T) {
 		w := newWorld(t, db)
 		d := newDemo(t)
 		ctx := context.Background()
-		w.configure(oauth.ConfigureInput{Provider: "demo-calendar", ClientID: demoClientID,
-			ClientSecret: demoClientSecret, Custom: d.customDefinition()})
+		w.configureDemo(d)
 		binding := newBinding()
 		used := w.session(w.app, binding)
 		w.db.Model(&models.ConnectSession{}).Where("id = ?", used).Update("status", models.ConnectCompleted)
@@ -358,8 +354,7 @@ func TestDeleteExpiredFlowsKeepsLiveOnes(t *testing.T) {
 		w := newWorld(t, db)
 		d := newDemo(t)
 		ctx := context.Background()
-		w.configure(oauth.ConfigureInput{Provider: "demo-calendar", ClientID: demoClientID,
-			ClientSecret: demoClientSecret, Custom: d.customDefinition()})
+		w.configureDemo(d)
 		start := func() {
 			b := newBinding()
 			if _, err := w.svc.Start(ctx, oauth.StartInput{AppID: w.app, ConnectSessionID: w.session(w.app, b),

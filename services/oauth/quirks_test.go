@@ -280,7 +280,7 @@ func TestIDTokenIdentity(t *testing.T) {
 	t.Run("verified against the issuer", func(t *testing.T) {
 		w := newWorld(t, testutil.NewDB(t, database.SQLite))
 		d := newDemo(t)
-		iss := d.demo.Issuer()
+		iss := d.srv.Demo.Issuer()
 		svc := w.service(nil, oauth.WithIssuers(map[string]string{"twitch": iss}))
 		// Twitch identifies accounts by its ID token; here it is pointed at
 		// the demo identity provider, which signs real ID tokens.
@@ -303,7 +303,7 @@ func TestIDTokenIdentity(t *testing.T) {
 	t.Run("unverified over plain http is refused", func(t *testing.T) {
 		w := newWorld(t, testutil.NewDB(t, database.SQLite))
 		d := newDemo(t)
-		iss := d.demo.Issuer()
+		iss := d.srv.Demo.Issuer()
 		w.configure(oauth.ConfigureInput{Provider: "twitch", ClientID: demoClientID, ClientSecret: demoClientSecret,
 			Scopes: []string{"openid"},
 			Custom: &catalog.CustomDefinition{AuthorizeURL: iss + "/authorize", TokenURL: iss + "/token", PKCE: catalog.PKCESupported}})

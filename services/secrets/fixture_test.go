@@ -2,12 +2,10 @@ package secrets_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"gocloud.dev/secrets/localsecrets"
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/models"
@@ -21,11 +19,7 @@ import (
 	"github.com/latchkey/latchkey/testutil"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.DropTemplate()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 var actor = apikeys.Actor{Kind: audit.ActorCLI, ID: "test"}
 
@@ -51,49 +45,21 @@ const idpIssuer = "https://idp.example.test/"
 
 func newWorld(t *testing.T, db *database.DB) *world {
 	t.Helper()
-	key, err := localsecrets.NewRandomKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keeper := localsecrets.NewKeeper(key)
-	t.Cleanup(func() { _ = keeper.Close() })
 	now := time.Now().UTC().Truncate(time.Second)
 	clock := func() time.Time { return now }
-	v := vault.New(db.Gorm, keeper)
+	v := vault.New(db.Gorm, testutil.Keeper(t))
 	al := audit.New(db.Gorm, clock)
 	w := &world{t: t, db: db, gdb: db.Gorm, vault: v, now: now,
 		svc: secrets.New(db.Gorm, v, al, clock), grants: grants.New(db.Gorm, v, al, clock)}
-	w.org, w.app = w.newApp()
-	_, w.other = w.newApp()
-	_, w.idpApp = w.newApp()
-	w.create(&models.IdentityProvider{ID: uuid.NewString(), AppID: w.idpApp, Issuer: idpIssuer, Audience: "aud",
+	app := testutil.SeedApp(t, db.Gorm, now)
+	w.org, w.app = app.OrganizationID, app.ID
+	w.other = testutil.SeedApp(t, db.Gorm, now).ID
+	w.idpApp = testutil.SeedApp(t, db.Gorm, now).ID
+	testutil.Insert(t, db.Gorm, &models.IdentityProvider{ID: uuid.NewString(), AppID: w.idpApp, Issuer: idpIssuer, Audience: "aud",
 		UserClaim: "sub", Preset: "generic", CreatedAt: now, UpdatedAt: now})
-	w.agent = w.newAgent(w.app, "bot")
-	w.foreign = w.newAgent(w.other, "bot")
+	w.agent = testutil.SeedAgent(t, db.Gorm, now, w.app, "bot")
+	w.foreign = testutil.SeedAgent(t, db.Gorm, now, w.other, "bot")
 	return w
-}
-
-func (w *world) create(v any) {
-	w.t.Helper()
-	if err := w.gdb.Create(v).Error; err != nil {
-		w.t.Fatalf("seed %T: %v", v, err)
-	}
-}
-
-func (w *world) newApp() (org, app string) {
-	w.t.Helper()
-	o := models.Organization{ID: uuid.NewString(), Name: "org-" + uuid.NewString(), CreatedAt: w.now, UpdatedAt: w.now}
-	w.create(&o)
-	a := models.App{ID: uuid.NewString(), OrganizationID: o.ID, Name: "app", CreatedAt: w.now, UpdatedAt: w.now}
-	w.create(&a)
-	return o.ID, a.ID
-}
-
-func (w *world) newAgent(app, name string) string {
-	w.t.Helper()
-	a := models.Agent{ID: uuid.NewString(), AppID: app, Name: name, Status: models.AgentActive, CreatedAt: w.now, UpdatedAt: w.now}
-	w.create(&a)
-	return a.ID
 }
 
 func (w *world) endUser(app, issuer, subject string) string {
@@ -104,7 +70,7 @@ func (w *world) endUser(app, issuer, subject string) string {
 	}
 	u := models.EndUser{ID: uuid.NewString(), AppID: app, Issuer: issuer, Subject: subject, Source: source,
 		Status: models.EndUserActive, CreatedAt: w.now, UpdatedAt: w.now}
-	w.create(&u)
+	testutil.Insert(w.t, w.gdb, &u)
 	return u.ID
 }
 

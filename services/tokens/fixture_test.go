@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -27,11 +26,7 @@ import (
 	"github.com/latchkey/latchkey/testutil/quirkyprovider"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.DropTemplate()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // clock is real time plus an offset the test moves: the quirky provider
 // runs on real time, expiry decisions on this clock.

@@ -70,12 +70,21 @@ type Server struct {
 // Start runs the real HTTP server over core on 127.0.0.1:0 until the test ends.
 func Start(t testing.TB, core *server.Core) *Server {
 	t.Helper()
-	srv, err := server.New(core)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return Serve(t, core, ln)
+}
+
+// Serve runs the real HTTP server over core on ln until the test ends. Tests
+// whose core must know its own address (its public URL) listen first, then
+// build the core, then serve.
+func Serve(t testing.TB, core *server.Core, ln net.Listener) *Server {
+	t.Helper()
+	srv, err := server.New(core)
 	if err != nil {
+		_ = ln.Close()
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

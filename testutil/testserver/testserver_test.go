@@ -4,18 +4,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/latchkey/latchkey/testutil"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.DropTemplate()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // The real server answers its probes and pages on both dialects.
 func TestServerServesProbesAndLanding(t *testing.T) {

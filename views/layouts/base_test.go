@@ -1,11 +1,11 @@
 package layouts_test
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/a-h/templ"
 
+	"github.com/latchkey/latchkey/testutil/templtest"
 	"github.com/latchkey/latchkey/views/layouts"
 )
 
@@ -34,16 +34,8 @@ func TestBase(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var b strings.Builder
 			content := templ.Raw(`<p id="content">hello</p>`)
-			if err := layouts.Base(tt.meta, content).Render(t.Context(), &b); err != nil {
-				t.Fatalf("render: %v", err)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(b.String(), w) {
-					t.Errorf("missing %q in %s", w, b.String())
-				}
-			}
+			templtest.Check(t, templtest.Render(t, layouts.Base(tt.meta, content)), tt.want, nil)
 		})
 	}
 }

@@ -1,23 +1,14 @@
 package connect_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 
 	"github.com/a-h/templ"
 
+	"github.com/latchkey/latchkey/testutil/templtest"
 	"github.com/latchkey/latchkey/views/pages/connect"
 )
-
-func render(t *testing.T, c templ.Component) string {
-	t.Helper()
-	var b strings.Builder
-	if err := c.Render(context.Background(), &b); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
-}
 
 // hostile is what a provider or an app could put in a name or an account
 // identifier to break out of the page or the data block.
@@ -72,30 +63,16 @@ func TestPagesEscapeWhatTheyShow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := render(t, tt.c)
-			for _, w := range tt.want {
-				if !strings.Contains(got, w) {
-					t.Errorf("missing %q in:\n%s", w, got)
-				}
-			}
-			for _, w := range tt.notWant {
-				if strings.Contains(got, w) {
-					t.Errorf("unexpected %q in:\n%s", w, got)
-				}
-			}
+			templtest.Check(t, templtest.Render(t, tt.c), tt.want, tt.notWant)
 		})
 	}
 }
 
 func TestShellLoadsOnlyItsOwnScript(t *testing.T) {
-	got := render(t, connect.Shell(connect.Meta{Title: "Consent", StylesheetURL: "/static/css/app.css?v=1",
+	got := templtest.Render(t, connect.Shell(connect.Meta{Title: "Consent", StylesheetURL: "/static/css/app.css?v=1",
 		ScriptURL: "/static/js/connect-popup.js?v=1", IconURL: "/static/img/favicon.svg?v=1"}, connect.Loading(connect.LoadingViewModel{ExchangeURL: "/sdk/oauth/connect/exchange"})))
-	for _, w := range []string{`<script src="/static/js/connect-popup.js?v=1" defer></script>`, `data-exchange-url="/sdk/oauth/connect/exchange"`,
-		`data-testid="connect-loading"`, `<title>Consent · Connect · Latchkey</title>`} {
-		if !strings.Contains(got, w) {
-			t.Errorf("missing %q in:\n%s", w, got)
-		}
-	}
+	templtest.Check(t, got, []string{`<script src="/static/js/connect-popup.js?v=1" defer></script>`, `data-exchange-url="/sdk/oauth/connect/exchange"`,
+		`data-testid="connect-loading"`, `<title>Consent · Connect · Latchkey</title>`}, nil)
 	if strings.Count(got, "<script") != 1 || strings.Contains(got, "htmx") {
 		t.Errorf("the popup loads more than its own script:\n%s", got)
 	}

@@ -1,9 +1,9 @@
 package landing_test
 
 import (
-	"strings"
 	"testing"
 
+	"github.com/latchkey/latchkey/testutil/templtest"
 	"github.com/latchkey/latchkey/views/pages/landing"
 )
 
@@ -27,21 +27,7 @@ func TestPage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var b strings.Builder
-			if err := landing.Page(tt.vm).Render(t.Context(), &b); err != nil {
-				t.Fatalf("render: %v", err)
-			}
-			html := b.String()
-			for _, w := range tt.want {
-				if !strings.Contains(html, w) {
-					t.Errorf("missing %q in %s", w, html)
-				}
-			}
-			for _, w := range tt.notWant {
-				if strings.Contains(html, w) {
-					t.Errorf("unexpected %q in %s", w, html)
-				}
-			}
+			templtest.Check(t, templtest.Render(t, landing.Page(tt.vm)), tt.want, tt.notWant)
 		})
 	}
 }
