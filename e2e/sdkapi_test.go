@@ -829,9 +829,9 @@ func (w *sdkapiWorld) testDelegation(t *testing.T) {
 	if ids := grantIDs(page.Grants); !slices.Contains(ids, w.carolQuery) || !slices.Contains(ids, w.agentBearer) {
 		t.Errorf("agent lists %v, want its bound and delegated grants", ids)
 	}
-	// Another agent's delegation is not this agent's to revoke.
+	// Another agent's delegation is not this agent's to see: not found.
 	err = ag.RevokeDelegation(w.ctx, w.carolQuery, w.otherAgentID)
-	w.wantErr(t, err, 403, wire.CodeForbidden)
+	w.wantErr(t, err, 404, wire.CodeNotFound)
 	if err := w.note(ag.RevokeDelegation(w.ctx, w.carolQuery, w.agentID)); err != nil {
 		t.Fatalf("revoke own delegation: %v", err)
 	}

@@ -7,7 +7,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -71,7 +73,56 @@ func (l *Log) Prepare(ev *models.AuditEvent) error {
 	if ev.Outcome == "" {
 		ev.Outcome = models.OutcomeSuccess
 	}
+	sanitize(ev)
 	return nil
+}
+
+// Bounds of free-text audit fields (bytes).
+const (
+	maxFieldBytes  = 255
+	maxPathBytes   = 512
+	maxReasonBytes = 1000
+)
+
+// sanitize makes every string of a row storable: valid UTF-8, no NUL (which
+// PostgreSQL text refuses), cut on a rune boundary. Callers put text in
+// rows that came from requests (reason, path, ids from URLs); without this
+// one hostile byte would make the row unwritable — failing the call after
+// the credential was used, and every other call batched with it.
+func sanitize(ev *models.AuditEvent) {
+	for _, f := range []struct {
+		p   *string
+		max int
+	}{
+		{&ev.OrganizationID, maxFieldBytes}, {&ev.AppID, maxFieldBytes}, {&ev.Action, maxFieldBytes},
+		{&ev.ActorKind, maxFieldBytes}, {&ev.ActorID, maxFieldBytes}, {&ev.KeyID, maxFieldBytes},
+		{&ev.AgentID, maxFieldBytes}, {&ev.Caller, maxFieldBytes}, {&ev.PrincipalKind, maxFieldBytes},
+		{&ev.PrincipalID, maxFieldBytes}, {&ev.GrantID, maxFieldBytes}, {&ev.Provider, maxFieldBytes},
+		{&ev.Method, maxFieldBytes}, {&ev.Host, maxFieldBytes}, {&ev.Path, maxPathBytes},
+		{&ev.ErrorCode, maxFieldBytes}, {&ev.Reason, maxReasonBytes}, {&ev.Context, MaxContextBytes},
+		{&ev.RequestID, maxFieldBytes},
+	} {
+		*f.p = cleanText(*f.p, f.max)
+	}
+}
+
+// cleanText returns s as valid UTF-8 without NUL bytes, at most max bytes,
+// cut on a rune boundary.
+func cleanText(s string, max int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "")
+	}
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // InTx writes ev inside the caller's transaction.

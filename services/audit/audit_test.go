@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/services/audit"
@@ -137,6 +138,75 @@ func BenchmarkBatcherParallel(b *testing.B) {
 			if err := bt.Record(context.Background(), models.AuditEvent{AppID: "a", Action: "sdk.proxy"}); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// Text from requests (a reason with a NUL, a path cut inside a rune) must
+// not make a row unwritable: PostgreSQL refuses NUL and invalid UTF-8 in
+// text, and a lost row would leave a credential use unaudited.
+func TestHostileTextIsStoredCleaned(t *testing.T) {
+	testutil.ForEachDialect(t, func(t *testing.T, db *database.DB) {
+		l := audit.New(db.Gorm, nil)
+		b := audit.NewBatcher(l, audit.BatchOptions{})
+		defer b.Close()
+		long := strings.Repeat("é", 400) // 800 bytes: the cut must land on a rune boundary
+		ev := models.AuditEvent{AppID: "a", Action: "sdk.proxy", Reason: "drop\x00table", Path: "/x/" + long,
+			GrantID: "bad\xff\xfeid", Caller: "ok"}
+		if err := b.Record(context.Background(), ev); err != nil {
+			t.Fatalf("a row with hostile text was not written: %v", err)
+		}
+		var got models.AuditEvent
+		if err := db.Gorm.Take(&got).Error; err != nil {
+			t.Fatal(err)
+		}
+		if strings.ContainsRune(got.Reason, 0) || got.Reason != "droptable" {
+			t.Fatalf("reason stored as %q", got.Reason)
+		}
+		if !utf8.ValidString(got.Path) || !utf8.ValidString(got.GrantID) || len(got.Path) > 512 {
+			t.Fatalf("path %d bytes valid=%v, grant id %q", len(got.Path), utf8.ValidString(got.Path), got.GrantID)
+		}
+	})
+}
+
+// A row the database refuses fails its own call only, not the calls that
+// shared its batch.
+func TestOneBadRowFailsOnlyItsOwnCall(t *testing.T) {
+	testutil.ForEachDialect(t, func(t *testing.T, db *database.DB) {
+		b := audit.NewBatcher(audit.New(db.Gorm, nil), audit.BatchOptions{MaxBatch: 64})
+		defer b.Close()
+		var wg sync.WaitGroup
+		good, bad := make(chan error, 200), make(chan error, 20)
+		for i := 0; i < 200; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				good <- b.Record(context.Background(), models.AuditEvent{AppID: "b", Action: "sdk.me"})
+			}()
+			if i%10 == 0 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					// The outcome CHECK constraint refuses this row.
+					bad <- b.Record(context.Background(), models.AuditEvent{AppID: "a", Action: "sdk.proxy", Outcome: "maybe"})
+				}()
+			}
+		}
+		wg.Wait()
+		close(good)
+		close(bad)
+		for err := range good {
+			if err != nil {
+				t.Fatalf("a good row failed because of another: %v", err)
+			}
+		}
+		for err := range bad {
+			if err == nil {
+				t.Fatal("a refused row was acknowledged")
+			}
+		}
+		if n := countRows(t, db); n != 200 {
+			t.Fatalf("%d rows, want 200", n)
 		}
 	})
 }

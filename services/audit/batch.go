@@ -113,9 +113,17 @@ func (b *Batcher) writer() {
 		for _, p := range batch {
 			rows = append(rows, p.ev)
 		}
-		err := b.insert(rows)
+		if err := b.insert(rows); err == nil || len(batch) == 1 {
+			for _, p := range batch {
+				p.done <- err
+			}
+			continue
+		}
+		// One row the database refuses must fail only its own call, not
+		// every call that happened to share its batch (another tenant's,
+		// say): retry the rows one by one.
 		for _, p := range batch {
-			p.done <- err
+			p.done <- b.insert([]models.AuditEvent{p.ev})
 		}
 	}
 }

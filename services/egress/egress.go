@@ -349,7 +349,7 @@ func (e *Egress) Do(ctx context.Context, call Call) (*Response, error) {
 		"proto", resp.Proto, "elapsed", time.Since(start))
 	return &Response{
 		StatusCode:    resp.StatusCode,
-		Header:        relayedHeader(resp.Header),
+		Header:        redactSecret(relayedHeader(resp.Header), string(call.Secret)),
 		ContentLength: resp.ContentLength,
 		Proto:         resp.Proto,
 		Body: &responseBody{

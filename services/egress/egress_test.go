@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -276,6 +277,41 @@ func TestDoReturnsRedirectsWithoutFollowing(t *testing.T) {
 	}
 	if n := len(elsewhere.got()); n != 0 || elsewhere.newConns.Load() != 0 {
 		t.Fatalf("the redirect target was contacted (%d requests)", n)
+	}
+}
+
+// With query injection the secret is in the upstream URL; an upstream that
+// echoes that URL in a header (a redirect keeping the query, Link,
+// Content-Location) must not hand the caller the secret.
+func TestDoRedactsTheSecretFromRelayedHeaders(t *testing.T) {
+	const secret = "s3cr3t/+value="
+	u := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "<"+r.URL.String()+">; rel=self")
+		w.Header().Set("X-Echo", "raw "+secret)
+		http.Redirect(w, r, r.URL.Path+"/?"+r.URL.RawQuery, http.StatusMovedPermanently)
+	})
+	e := newTestEgress(t, u, nil)
+	call := baseCall(t, u, "/v1/items")
+	inj, err := ParseInjection("query:api_key:{secret}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	call.Injection, call.Secret = inj, Secret(secret)
+	resp, _ := doAndRead(t, e, call)
+	if resp.StatusCode != http.StatusMovedPermanently {
+		t.Fatalf("status = %d", resp.StatusCode)
+	}
+	for name, vv := range resp.Header {
+		for _, v := range vv {
+			for _, form := range []string{secret, url.QueryEscape(secret), url.PathEscape(secret)} {
+				if strings.Contains(v, form) {
+					t.Errorf("header %s relays the secret: %q", name, v)
+				}
+			}
+		}
+	}
+	if loc := resp.Header.Get("Location"); !strings.Contains(loc, "api_key=[redacted]") {
+		t.Fatalf("Location = %q, want the secret redacted", loc)
 	}
 }
 

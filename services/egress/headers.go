@@ -2,6 +2,7 @@ package egress
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -132,4 +133,29 @@ func relayedHeader(in http.Header) http.Header {
 		}
 	}
 	return out
+}
+
+// redactSecret replaces the injected secret, raw or in any of its URL
+// encodings, in every header value relayed to the caller. Upstreams echo
+// the request URL (a redirect's Location keeping the query, Content-Location,
+// Link), and with query injection that URL holds the secret: relayed as is,
+// it would hand the caller the credential Latchkey exists to keep from it.
+func redactSecret(h http.Header, secret string) http.Header {
+	if len(secret) < 4 {
+		// Too short to search for without redacting unrelated text; a
+		// secret that short is not worth protecting by redaction anyway.
+		return h
+	}
+	forms := []string{secret, url.QueryEscape(secret), url.PathEscape(secret)}
+	for name, vv := range h {
+		for i, v := range vv {
+			for _, f := range forms {
+				if strings.Contains(v, f) {
+					v = strings.ReplaceAll(v, f, "[redacted]")
+				}
+			}
+			h[name][i] = v
+		}
+	}
+	return h
 }

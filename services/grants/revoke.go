@@ -105,7 +105,9 @@ func (s *Service) RevokeDelegation(ctx context.Context, caller sdkauth.Caller, g
 		return fmt.Errorf("delegation: %w", errs.ErrNotFound)
 	}
 	if a.mode == modeAgent && aid != caller.AgentID {
-		return errs.Coded(wire.CodeForbidden, "an agent can revoke only its own delegations")
+		// An agent sees only its own delegations: any other agent's (of this
+		// app or another) is simply not found, never forbidden (§3.5).
+		return fmt.Errorf("delegation: %w", errs.ErrNotFound)
 	}
 	now := s.now().UTC()
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

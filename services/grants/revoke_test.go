@@ -144,7 +144,7 @@ func TestRevokeDelegation(t *testing.T) {
 			err      error
 			wantCode wire.ErrorCode
 		}{
-			{"another agent cannot revoke it", s.svc.RevokeDelegation(ctx, s.agentKey(bot2), grant, bot), wire.CodeForbidden},
+			{"another agent's delegation is not_found", s.svc.RevokeDelegation(ctx, s.agentKey(bot2), grant, bot), wire.CodeNotFound},
 			{"unknown delegation is not_found", s.svc.RevokeDelegation(ctx, s.appKey(), s.ids["aliceWork"], bot), wire.CodeNotFound},
 			{"malformed agent id is not_found", s.svc.RevokeDelegation(ctx, s.appKey(), grant, "bot"), wire.CodeNotFound},
 			{"another app's grant is grant_not_found", s.svc.RevokeDelegation(ctx, s.appKey(), s.ids["otherGH"], bot), wire.CodeGrantNotFound},

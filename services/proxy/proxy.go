@@ -18,6 +18,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 
@@ -274,6 +276,9 @@ func (s *Service) validate(req wire.ProxyRequest, info *Info) (body []byte, cont
 	}
 	if len(req.Reason) > MaxReasonBytes {
 		v.Add("reason", "must be at most %d bytes", MaxReasonBytes)
+	}
+	if !utf8.ValidString(req.Reason) || strings.ContainsFunc(req.Reason, unicode.IsControl) {
+		v.Add("reason", "must be text without control characters")
 	}
 	if len(req.Context) > MaxContextKeys {
 		v.Add("context", "must have at most %d entries", MaxContextKeys)
