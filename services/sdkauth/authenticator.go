@@ -120,10 +120,13 @@ type Authenticator struct {
 	maxKeys    int
 	sweepEvery time.Duration
 
-	mu     sync.RWMutex
-	keys   map[string]*keyEntry // by public key id
-	agents map[agentRef]*agentEntry
-	loads  singleflight.Group
+	mu   sync.RWMutex
+	keys map[string]*keyEntry // by public key id
+	// forgets counts Forget calls; a load caches its entry only if none
+	// happened while it read the row.
+	forgets uint64
+	agents  map[agentRef]*agentEntry
+	loads   singleflight.Group
 
 	statsMu sync.Mutex
 	stats   map[string]*keyStats // by api_keys.id; outlives cache entries
@@ -274,7 +277,11 @@ const msgNoSuchAgent = "Latchkey-Agent does not name an active agent this key ca
 func (a *Authenticator) Forget(keyID string) {
 	a.mu.Lock()
 	delete(a.keys, keyID)
+	// A load that read the row before this change must not put the old
+	// entry back, and later lookups must not join that load.
+	a.forgets++
 	a.mu.Unlock()
+	a.loads.Forget(keyID)
 }
 
 // ForgetAgent drops an agent from the impersonation cache (after disabling

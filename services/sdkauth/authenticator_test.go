@@ -19,8 +19,10 @@ import (
 	"github.com/latchkey/latchkey/sdk/wire"
 	"github.com/latchkey/latchkey/services/agents"
 	"github.com/latchkey/latchkey/services/apikeys"
+	"github.com/latchkey/latchkey/services/audit"
 	"github.com/latchkey/latchkey/services/database"
 	"github.com/latchkey/latchkey/services/errs"
+	"github.com/latchkey/latchkey/services/vault"
 	"github.com/latchkey/latchkey/testutil"
 )
 
@@ -720,4 +722,48 @@ func TestRunSweepsNoncesAndFlushesUsageWhenStopped(t *testing.T) {
 	if k.LastUsedAt == nil || !k.LastUsedAt.Equal(e.clock.Now()) {
 		t.Fatalf("last_used_at %v after Run stopped, want %v", k.LastUsedAt, e.clock.Now())
 	}
+}
+
+// gatedOpener holds the first Open until released, so a test can revoke a
+// key while a load of it is in flight.
+type gatedOpener struct {
+	Opener
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (g *gatedOpener) Open(ctx context.Context, b vault.Binding, ct []byte) ([]byte, error) {
+	g.once.Do(func() {
+		close(g.entered)
+		<-g.release
+	})
+	return g.Opener.Open(ctx, b, ct)
+}
+
+// A load that read the key row before a local revocation must not put the
+// stale, active entry back into the cache after Forget.
+func TestForgetWinsOverALoadInFlight(t *testing.T) {
+	testutil.ForEachDialect(t, func(t *testing.T, db *database.DB) {
+		e := newEnv(t, db)
+		w := newWorld(e)
+		g := &gatedOpener{Opener: vault.New(db.Gorm, e.keeper), entered: make(chan struct{}), release: make(chan struct{})}
+		auth := New(db.Gorm, g, audit.New(db.Gorm, e.clock.Now), e.clock.Now)
+
+		first := make(chan error, 1)
+		go func() {
+			_, err := e.authenticate(auth, e.sign(w.appKey.APIKey, "GET", "/sdk/v1/me", nil, nil))
+			first <- err
+		}()
+		<-g.entered // the row (still active) has been read
+		setKeyStatus(t, db.Gorm, w.appKey.KeyID, models.KeyRevoked)
+		auth.Forget(w.appKey.KeyID)
+		close(g.release)
+		<-first // raced the revocation: either answer is acceptable for it
+
+		_, err := e.authenticate(auth, e.sign(w.appKey.APIKey, "GET", "/sdk/v1/me", nil, nil))
+		if got := errs.CodeOf(err); got != wire.CodeKeyRevoked {
+			t.Fatalf("after Forget: code %q, want key_revoked (a stale entry was cached)", got)
+		}
+	})
 }

@@ -80,6 +80,9 @@ type keyRow struct {
 }
 
 func (a *Authenticator) load(ctx context.Context, keyID string) (*keyEntry, error) {
+	a.mu.RLock()
+	forgets := a.forgets
+	a.mu.RUnlock()
 	var rows []keyRow
 	err := a.db.WithContext(ctx).Raw(`
 SELECT k.id, k.key_id, k.app_id, k.agent_id, k.kind, k.status, k.signing_key_ciphertext,
@@ -131,7 +134,11 @@ WHERE k.key_id = ?`, keyID).Scan(&rows).Error
 	if len(a.keys) >= a.maxKeys {
 		evictKeys(a.keys, a.maxKeys, func(e *keyEntry) bool { return !a.fresh(e.loadedAt, now) })
 	}
-	a.keys[keyID] = e
+	// Cached only if no Forget happened while the row was read: otherwise
+	// this entry may predate a revocation made in this process.
+	if a.forgets == forgets {
+		a.keys[keyID] = e
+	}
 	a.mu.Unlock()
 	return e, nil
 }
