@@ -105,7 +105,7 @@ func (s *Service) exchangeOAuth2(ctx context.Context, cc ClientConfig, code, ver
 	tr.scope, _ = stringAt(lookup, "scope")
 	tr.idToken, _ = stringAt(lookup, "id_token")
 	raw, _ := lookup("expires_in")
-	tr.ExpiresAt = expiryFrom(s.now(), raw, tr.RefreshToken != "")
+	tr.ExpiresAt = expiryFrom(s.now(), raw, tr.RefreshToken != "", cc.Provider.TokensExpire)
 	return tr, nil
 }
 
@@ -214,7 +214,7 @@ func (s *Service) exchangeManual(ctx context.Context, cc ClientConfig, code, ver
 	tr.scope, _ = stringAt(root, "scope")
 	tr.idToken, _ = stringAt(root, "id_token")
 	raw, _ := root("expires_in")
-	tr.ExpiresAt = expiryFrom(s.now(), raw, tr.RefreshToken != "")
+	tr.ExpiresAt = expiryFrom(s.now(), raw, tr.RefreshToken != "", cc.Provider.TokensExpire)
 	return tr, nil
 }
 
@@ -330,8 +330,16 @@ func clientRefused(body map[string]any, status int) bool {
 //     unknown. With a refresh token the token gets ConservativeLifetime, so
 //     it is refreshed early instead of trusted; without one there is
 //     nothing to refresh with, and it is kept without an expiry.
-func expiryFrom(now time.Time, raw any, refreshable bool) *time.Time {
+func expiryFrom(now time.Time, raw any, refreshable, tokensExpire bool) *time.Time {
 	if raw == nil {
+		// No expires_in: trust it as non-expiring unless the catalog says
+		// this provider's tokens expire and we can refresh — then assume
+		// the conservative lifetime, as services/tokens does on refresh, so
+		// both sides treat one response the same way.
+		if refreshable && tokensExpire {
+			t := now.UTC().Add(ConservativeLifetime)
+			return &t
+		}
 		return nil
 	}
 	secs, ok := seconds(raw)

@@ -56,6 +56,7 @@ func TestExpiryFrom(t *testing.T) {
 		{"string", "3600", true, in(time.Hour)},
 		{"string with spaces", " 60 ", true, in(time.Minute)},
 		{"missing", nil, true, nil},
+		{"missing on a provider whose tokens expire", nil, true, in(ConservativeLifetime)},
 		{"zero", float64(0), true, in(ConservativeLifetime)},
 		{"negative", "-5", true, in(ConservativeLifetime)},
 		{"not a number", "soon", true, in(ConservativeLifetime)},
@@ -67,7 +68,8 @@ func TestExpiryFrom(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := expiryFrom(now, tt.raw, tt.refreshable)
+			expires := strings.Contains(tt.name, "tokens expire")
+			got := expiryFrom(now, tt.raw, tt.refreshable, expires)
 			if (got == nil) != (tt.want == nil) || (got != nil && !got.Equal(*tt.want)) {
 				t.Fatalf("expiryFrom(%v) = %v, want %v", tt.raw, got, tt.want)
 			}
