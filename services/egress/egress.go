@@ -361,8 +361,12 @@ func (e *Egress) Do(ctx context.Context, call Call) (*Response, error) {
 }
 
 // Relay writes the response to w: headers (merged into those the handler
-// already set, such as Latchkey-Proxied), status, then the body, flushing
-// after every chunk so that the caller sees bytes as the upstream sends them.
+// already set, such as Latchkey-Proxied), status, then the body. A body of
+// unknown length (chunked: streams, long polls, server-sent events) is
+// flushed after every chunk so the caller sees bytes as the upstream sends
+// them; a body of declared length is written through net/http's buffer,
+// which still streams it in buffer-sized pieces but spares a small answer
+// the extra write per flush.
 //
 // An error after the status was written cannot become a JSON error any more;
 // the handler should abort the connection (panic(http.ErrAbortHandler)) so
@@ -375,8 +379,11 @@ func (r *Response) Relay(w http.ResponseWriter) (int64, error) {
 	}
 	w.WriteHeader(r.StatusCode)
 	rc := http.NewResponseController(w)
-	// Headers go out at once: a long poll's caller learns the status early.
-	canFlush := rc.Flush() == nil
+	canFlush := false
+	if r.ContentLength < 0 {
+		// Headers go out at once: a long poll's caller learns the status early.
+		canFlush = rc.Flush() == nil
+	}
 
 	var buf []byte
 	if r.bufs != nil {
