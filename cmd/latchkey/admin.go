@@ -37,6 +37,11 @@ func (e *environment) admin(ctx context.Context, args []string) error {
 	}
 	sub := args[0]
 	rest := args[1:]
+	switch sub {
+	case "help", "-h", "--help":
+		fmt.Fprint(e.stdout, adminUsage)
+		return nil
+	}
 	if sub != "bootstrap" {
 		if len(args) < 2 {
 			return usagef("admin %s: missing command", sub)
@@ -63,9 +68,6 @@ func (e *environment) admin(ctx context.Context, args []string) error {
 		run = e.adminIdPSet
 	case "providers configure":
 		run = e.adminProvidersConfigure
-	case "help", "help " + args[len(args)-1]:
-		fmt.Fprint(e.stdout, adminUsage)
-		return nil
 	default:
 		fmt.Fprint(e.stderr, adminUsage)
 		return usagef("admin: unknown command %q", sub)
