@@ -14,13 +14,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/sdk/wire"
 	"github.com/latchkey/latchkey/services/audit"
 	"github.com/latchkey/latchkey/services/errs"
+	"github.com/latchkey/latchkey/services/ids"
 	"github.com/latchkey/latchkey/services/sdkauth"
 	"github.com/latchkey/latchkey/services/vault"
 )
@@ -152,12 +152,12 @@ type actor struct {
 // programming errors of the edge (an unauthenticated caller, a user of
 // another app), so they fail closed as internal errors.
 func actorOf(c sdkauth.Caller, u *EndUser) (actor, error) {
-	if _, ok := canonicalID(c.AppID); !ok {
+	if _, ok := ids.Canonical(c.AppID); !ok {
 		return actor{}, fmt.Errorf("grants: caller has no app")
 	}
 	a := actor{caller: c, mode: modeApp}
 	if u != nil {
-		if _, ok := canonicalID(u.ID); !ok {
+		if _, ok := ids.Canonical(u.ID); !ok {
 			return actor{}, fmt.Errorf("grants: end user has no id")
 		}
 		if u.AppID != "" && u.AppID != c.AppID {
@@ -170,7 +170,7 @@ func actorOf(c sdkauth.Caller, u *EndUser) (actor, error) {
 		return actor{}, fmt.Errorf("grants: agent key without an agent id")
 	}
 	if c.IsAgent() {
-		if _, ok := canonicalID(c.AgentID); !ok {
+		if _, ok := ids.Canonical(c.AgentID); !ok {
 			return actor{}, fmt.Errorf("grants: malformed agent id")
 		}
 		a.mode = modeAgent
@@ -186,20 +186,6 @@ func (a actor) userAllowed() error {
 		return errs.Coded(wire.CodeForbidden, "the end user is disabled")
 	}
 	return nil
-}
-
-// canonicalID reports whether s is a UUID in its 36-character form and
-// returns it lower-cased, so both dialects compare the same spelling and
-// PostgreSQL never sees a malformed uuid literal.
-func canonicalID(s string) (string, bool) {
-	if len(s) != 36 {
-		return "", false
-	}
-	u, err := uuid.Parse(s)
-	if err != nil {
-		return "", false
-	}
-	return u.String(), true
 }
 
 // Coded errors of resolution. Messages never carry secrets; a grant id is

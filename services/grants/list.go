@@ -11,6 +11,7 @@ import (
 
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/sdk/wire"
+	"github.com/latchkey/latchkey/services/ids"
 	"github.com/latchkey/latchkey/services/sdkauth"
 )
 
@@ -257,5 +258,5 @@ func decodeCursor(c string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	return canonicalID(string(b))
+	return ids.Canonical(string(b))
 }

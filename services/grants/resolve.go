@@ -11,6 +11,7 @@ import (
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/sdk/wire"
 	"github.com/latchkey/latchkey/services/errs"
+	"github.com/latchkey/latchkey/services/ids"
 	"github.com/latchkey/latchkey/services/sdkauth"
 )
 
@@ -126,7 +127,7 @@ func (s *Service) resolveByID(ctx context.Context, a actor, grantID string, now 
 // caller-agent's delegation of it when the caller acts as an agent. A
 // malformed id and another app's grant are both grant_not_found.
 func (s *Service) loadForActor(ctx context.Context, a actor, grantID string) (grantRow, error) {
-	id, ok := canonicalID(grantID)
+	id, ok := ids.Canonical(grantID)
 	if !ok {
 		return grantRow{}, grantNotFound("grant not found")
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/sdk/wire"
 	"github.com/latchkey/latchkey/services/audit"
 	"github.com/latchkey/latchkey/services/errs"
+	"github.com/latchkey/latchkey/services/ids"
 	"github.com/latchkey/latchkey/services/sdkauth"
 )
 
@@ -35,7 +36,7 @@ func (s *Service) Revoke(ctx context.Context, caller sdkauth.Caller, id string) 
 	if a.mode == modeAgent {
 		return wire.Grant{}, errs.Coded(wire.CodeForbidden, "only an app key can revoke grants")
 	}
-	gid, ok := canonicalID(id)
+	gid, ok := ids.Canonical(id)
 	if !ok {
 		return wire.Grant{}, grantNotFound("grant not found")
 	}
@@ -96,11 +97,11 @@ func (s *Service) RevokeDelegation(ctx context.Context, caller sdkauth.Caller, g
 	if err != nil {
 		return err
 	}
-	gid, ok := canonicalID(grantID)
+	gid, ok := ids.Canonical(grantID)
 	if !ok {
 		return grantNotFound("grant not found")
 	}
-	aid, ok := canonicalID(agentID)
+	aid, ok := ids.Canonical(agentID)
 	if !ok {
 		return fmt.Errorf("delegation: %w", errs.ErrNotFound)
 	}

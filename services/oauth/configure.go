@@ -19,6 +19,7 @@ import (
 	"github.com/latchkey/latchkey/services/audit"
 	"github.com/latchkey/latchkey/services/catalog"
 	"github.com/latchkey/latchkey/services/errs"
+	"github.com/latchkey/latchkey/services/ids"
 )
 
 // Limits on configuration input.
@@ -110,7 +111,7 @@ func (s *Service) Configure(ctx context.Context, in ConfigureInput) (ConfigureRe
 
 func (s *Service) configure(ctx context.Context, in ConfigureInput) (ConfigureResult, error) {
 	var v errs.Validation
-	appID, ok := canonicalID(in.AppID)
+	appID, ok := ids.Canonical(in.AppID)
 	if !ok {
 		v.Add("app", "must be an app id (UUID)")
 	}
@@ -180,7 +181,7 @@ func (s *Service) configure(ctx context.Context, in ConfigureInput) (ConfigureRe
 	id := ""
 	if len(existing) > 0 {
 		id = existing[0].ID
-	} else if id, err = newID(); err != nil {
+	} else if id, err = ids.New(); err != nil {
 		return ConfigureResult{}, err
 	}
 	// Sealed before the transaction (the binding names the row id), so a
@@ -283,7 +284,7 @@ func (s *Service) resolveProvider(slug string, def *catalog.CustomDefinition, pa
 // its secret opened. No config, a disabled one and a broken one are all
 // provider_not_configured (with details.status for the latter two).
 func (s *Service) Client(ctx context.Context, appID, provider string) (ClientConfig, error) {
-	id, ok := canonicalID(appID)
+	id, ok := ids.Canonical(appID)
 	if !ok || !slugRE.MatchString(provider) {
 		return ClientConfig{}, notConfigured(provider, "")
 	}
@@ -300,8 +301,8 @@ func (s *Service) Client(ctx context.Context, appID, provider string) (ClientCon
 // ClientByID is Client by provider config id (a credential's
 // provider_config_id), scoped to the app.
 func (s *Service) ClientByID(ctx context.Context, appID, providerConfigID string) (ClientConfig, error) {
-	aid, ok1 := canonicalID(appID)
-	pid, ok2 := canonicalID(providerConfigID)
+	aid, ok1 := ids.Canonical(appID)
+	pid, ok2 := ids.Canonical(providerConfigID)
 	if !ok1 || !ok2 {
 		return ClientConfig{}, notConfigured("", "")
 	}
@@ -348,8 +349,8 @@ func (s *Service) clientConfig(ctx context.Context, pc models.ProviderConfig) (C
 // even while its config is broken, because a broken config stops refreshing,
 // not using (DESIGN.md §6).
 func (s *Service) ProviderByID(ctx context.Context, appID, providerConfigID string) (catalog.Provider, error) {
-	aid, ok1 := canonicalID(appID)
-	pid, ok2 := canonicalID(providerConfigID)
+	aid, ok1 := ids.Canonical(appID)
+	pid, ok2 := ids.Canonical(providerConfigID)
 	if !ok1 || !ok2 {
 		return catalog.Provider{}, notConfigured("", "")
 	}
@@ -410,7 +411,7 @@ func notConfigured(provider, status string) *errs.CodedError {
 // (DESIGN.md §6). Marking an already broken config changes nothing and
 // writes no second row. reason is stored reduced to printable ASCII.
 func (s *Service) MarkBroken(ctx context.Context, providerConfigID, reason string) error {
-	id, ok := canonicalID(providerConfigID)
+	id, ok := ids.Canonical(providerConfigID)
 	if !ok {
 		return fmt.Errorf("provider config: %w", errs.ErrNotFound)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/latchkey/latchkey/sdk/wire"
 	"github.com/latchkey/latchkey/services/catalog"
 	"github.com/latchkey/latchkey/services/errs"
+	"github.com/latchkey/latchkey/services/ids"
 )
 
 // stateBytes is the entropy of a flow state: 256 bits, well above the 128
@@ -44,11 +45,11 @@ const maxStateLen = 256
 // records a browser binding, StartInput.BrowserBinding must equal it.
 func (s *Service) Start(ctx context.Context, in StartInput) (string, error) {
 	var v errs.Validation
-	appID, ok := canonicalID(in.AppID)
+	appID, ok := ids.Canonical(in.AppID)
 	if !ok {
 		v.Add("app", "must be an app id (UUID)")
 	}
-	sessionID, ok := canonicalID(in.ConnectSessionID)
+	sessionID, ok := ids.Canonical(in.ConnectSessionID)
 	if !ok {
 		v.Add("connect_session_id", "must be a connect session id (UUID)")
 	}
@@ -83,7 +84,7 @@ func (s *Service) Start(ctx context.Context, in StartInput) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	flowID, err := newID()
+	flowID, err := ids.New()
 	if err != nil {
 		return "", err
 	}

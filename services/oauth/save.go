@@ -15,6 +15,7 @@ import (
 	"github.com/latchkey/latchkey/sdk/wire"
 	"github.com/latchkey/latchkey/services/audit"
 	"github.com/latchkey/latchkey/services/errs"
+	"github.com/latchkey/latchkey/services/ids"
 )
 
 // Limits on what Save stores.
@@ -67,10 +68,10 @@ func (s *Service) checkSave(in *SaveInput) error {
 	c := &in.Connected
 	var v errs.Validation
 	var ok bool
-	if c.AppID, ok = canonicalID(c.AppID); !ok {
+	if c.AppID, ok = ids.Canonical(c.AppID); !ok {
 		v.Add("app", "must be an app id (UUID)")
 	}
-	if c.ProviderConfigID, ok = canonicalID(c.ProviderConfigID); !ok {
+	if c.ProviderConfigID, ok = ids.Canonical(c.ProviderConfigID); !ok {
 		v.Add("provider_config_id", "must be a provider config id (UUID)")
 	}
 	if !slugRE.MatchString(c.Provider) {
@@ -85,12 +86,12 @@ func (s *Service) checkSave(in *SaveInput) error {
 	}
 	switch in.PrincipalKind {
 	case models.PrincipalUser:
-		if in.PrincipalID, ok = canonicalID(in.PrincipalID); !ok {
+		if in.PrincipalID, ok = ids.Canonical(in.PrincipalID); !ok {
 			v.Add("principal_id", "must be the end user's id (UUID)")
 		}
 		if in.EndUserID == "" {
 			in.EndUserID = in.PrincipalID
-		} else if id, ok := canonicalID(in.EndUserID); !ok || id != in.PrincipalID {
+		} else if id, ok := ids.Canonical(in.EndUserID); !ok || id != in.PrincipalID {
 			v.Add("end_user_id", "must be the grant's own end user: a user consents only to their own grant")
 		}
 	case models.PrincipalSystem:
@@ -104,7 +105,7 @@ func (s *Service) checkSave(in *SaveInput) error {
 		v.Add("principal_kind", "must be user or system")
 	}
 	if in.AgentID != "" {
-		if in.AgentID, ok = canonicalID(in.AgentID); !ok {
+		if in.AgentID, ok = ids.Canonical(in.AgentID); !ok {
 			v.Add("agent_id", "must be an agent id (UUID)")
 		}
 	}
@@ -151,10 +152,10 @@ func (s *Service) save(ctx context.Context, in SaveInput) (Saved, error) {
 	if planned != nil {
 		credID, grantID = *planned.CredentialID, planned.ID
 	} else {
-		if credID, err = newID(); err != nil {
+		if credID, err = ids.New(); err != nil {
 			return Saved{}, err
 		}
-		if grantID, err = newID(); err != nil {
+		if grantID, err = ids.New(); err != nil {
 			return Saved{}, err
 		}
 	}
@@ -322,7 +323,7 @@ func (s *Service) delegate(ctx context.Context, tx *gorm.DB, app models.App, gra
 	switch {
 	case len(rows) == 0:
 		var err error
-		if id, err = newID(); err != nil {
+		if id, err = ids.New(); err != nil {
 			return "", err
 		}
 		d := models.Delegation{ID: id, AppID: app.ID, GrantID: grantID, AgentID: in.AgentID, EndUserID: in.EndUserID,

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/services/audit"
@@ -204,29 +203,6 @@ func (s *Service) open(ctx context.Context, b vault.Binding, ct []byte) (string,
 	v := string(pt)
 	clear(pt)
 	return v, nil
-}
-
-// newID returns a UUIDv7, so ids sort by creation (grant listings page by
-// id).
-func newID() (string, error) {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return "", fmt.Errorf("oauth: new id: %w", err)
-	}
-	return id.String(), nil
-}
-
-// canonicalID reports whether s is a UUID in its 36-character form and
-// returns it lower-cased, so PostgreSQL never sees a malformed literal.
-func canonicalID(s string) (string, bool) {
-	if len(s) != 36 {
-		return "", false
-	}
-	u, err := uuid.Parse(s)
-	if err != nil {
-		return "", false
-	}
-	return u.String(), true
 }
 
 // hashHex is the hex SHA-256 of a random bearer value (a flow state), the

@@ -16,6 +16,7 @@ import (
 	"github.com/latchkey/latchkey/services/audit"
 	"github.com/latchkey/latchkey/services/errs"
 	"github.com/latchkey/latchkey/services/grants"
+	"github.com/latchkey/latchkey/services/ids"
 )
 
 // Principal is a parsed grant principal. Value is the IdP subject of a
@@ -61,7 +62,7 @@ func ParsePrincipal(s string) (Principal, error) {
 		}
 		return Principal{Kind: kind, Value: value}, nil
 	case models.PrincipalAgent:
-		id, ok := canonicalID(value)
+		id, ok := ids.Canonical(value)
 		if !ok {
 			return Principal{}, errs.Invalid("principal", "agent: must be an agent id (UUID)")
 		}
@@ -148,7 +149,7 @@ func (s *Service) grant(ctx context.Context, in GrantInput) (Granted, error) {
 			out = Granted{GrantID: existing[0].ID}
 			return nil
 		}
-		id, err := newID()
+		id, err := ids.New()
 		if err != nil {
 			return err
 		}

@@ -30,6 +30,7 @@ import (
 	"github.com/latchkey/latchkey/services/egress"
 	"github.com/latchkey/latchkey/services/errs"
 	"github.com/latchkey/latchkey/services/grants"
+	"github.com/latchkey/latchkey/services/ids"
 	"github.com/latchkey/latchkey/services/vault"
 )
 
@@ -152,11 +153,11 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("secrets: encode allowed hosts: %w", err)
 	}
-	secretID, err := newID()
+	secretID, err := ids.New()
 	if err != nil {
 		return "", err
 	}
-	credID, err := newID()
+	credID, err := ids.New()
 	if err != nil {
 		return "", err
 	}
@@ -250,7 +251,7 @@ func (s *Service) rotate(ctx context.Context, appID, secretID, newValue string, 
 // --secret ID`), which has no app context; SDK handlers already know the
 // caller's app and must not use it.
 func (s *Service) AppOf(ctx context.Context, secretID string) (string, error) {
-	if _, ok := canonicalID(secretID); !ok {
+	if _, ok := ids.Canonical(secretID); !ok {
 		return "", errs.Invalid("secret", "must be a managed secret id (UUID)")
 	}
 	var ms models.ManagedSecret
@@ -269,7 +270,7 @@ func (s *Service) AppOf(ctx context.Context, secretID string) (string, error) {
 func (s *Service) load(ctx context.Context, db *gorm.DB, appID, secretID string) (models.ManagedSecret, models.Credential, error) {
 	var ms models.ManagedSecret
 	var cred models.Credential
-	id, ok := canonicalID(secretID)
+	id, ok := ids.Canonical(secretID)
 	if !ok {
 		return ms, cred, fmt.Errorf("managed secret: %w", errs.ErrNotFound)
 	}
@@ -372,26 +373,4 @@ func allowedHosts(entries []string) ([]string, error) {
 
 func duplicateName(name string) error {
 	return fmt.Errorf("a managed secret named %q already exists in this app: %w", name, errs.ErrConflict)
-}
-
-// newID returns a UUIDv7, so ids sort by creation (grant listings page by
-// id).
-func newID() (string, error) {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return "", fmt.Errorf("secrets: new id: %w", err)
-	}
-	return id.String(), nil
-}
-
-// canonicalID mirrors the grants package: a 36-character UUID, lower-cased.
-func canonicalID(s string) (string, bool) {
-	if len(s) != 36 {
-		return "", false
-	}
-	u, err := uuid.Parse(s)
-	if err != nil {
-		return "", false
-	}
-	return u.String(), true
 }
