@@ -47,6 +47,12 @@ func AccessTokenBinding(appID, credentialID string) vault.Binding {
 	return vault.Binding{AppID: appID, Table: "credentials", RowID: credentialID, Column: "access_token_ciphertext"}
 }
 
+// RefreshTokenBinding is the vault binding of an OAuth credential's refresh
+// token.
+func RefreshTokenBinding(appID, credentialID string) vault.Binding {
+	return vault.Binding{AppID: appID, Table: "credentials", RowID: credentialID, Column: "refresh_token_ciphertext"}
+}
+
 // Opener opens sealed values; *vault.Vault implements it.
 type Opener interface {
 	Open(ctx context.Context, b vault.Binding, ciphertext []byte) ([]byte, error)

@@ -177,7 +177,7 @@ func AccessTokenBinding(appID, credentialID string) vault.Binding {
 
 // RefreshTokenBinding is the vault binding of a credential's refresh token.
 func RefreshTokenBinding(appID, credentialID string) vault.Binding {
-	return vault.Binding{AppID: appID, Table: "credentials", RowID: credentialID, Column: "refresh_token_ciphertext"}
+	return grants.RefreshTokenBinding(appID, credentialID)
 }
 
 // PKCEVerifierBinding is the vault binding of a flow's PKCE verifier.

@@ -166,7 +166,7 @@ func (s *Service) current(ctx context.Context, row models.Credential) (Token, er
 	if len(row.AccessTokenCiphertext) == 0 {
 		return Token{}, fmt.Errorf("tokens: credential %s holds no access token", row.ID)
 	}
-	pt, err := s.vault.Open(ctx, AccessTokenBinding(row.AppID, row.ID), row.AccessTokenCiphertext)
+	pt, err := s.vault.Open(ctx, oauth.AccessTokenBinding(row.AppID, row.ID), row.AccessTokenCiphertext)
 	if err != nil {
 		return Token{}, fmt.Errorf("tokens: open access token of credential %s: %w", row.ID, err)
 	}
@@ -477,7 +477,7 @@ func orgOf(ctx context.Context, tx *gorm.DB, appID string) (string, error) {
 // exchange calls the provider for a claimed credential and commits the
 // outcome.
 func (s *Service) exchange(ctx context.Context, row models.Credential, cfg oauth.ClientConfig, w want) (Token, error) {
-	rt, err := s.vault.Open(ctx, RefreshTokenBinding(row.AppID, row.ID), row.RefreshTokenCiphertext)
+	rt, err := s.vault.Open(ctx, oauth.RefreshTokenBinding(row.AppID, row.ID), row.RefreshTokenCiphertext)
 	if err != nil {
 		// Nothing was sent: give the claim back.
 		s.release(ctx, row, "the refresh token cannot be opened")
@@ -511,13 +511,13 @@ func (s *Service) commitSuccess(ctx context.Context, row models.Credential, cfg 
 	exp := expiry(cfg.Provider, res.expiresIn, res.refreshToken != "" || len(row.RefreshTokenCiphertext) > 0, now)
 	// Seal before the transaction: the vault uses its own connection, and
 	// on SQLite a second connection cannot write while we hold the lock.
-	at, err := s.vault.Seal(ctx, AccessTokenBinding(row.AppID, row.ID), []byte(res.accessToken))
+	at, err := s.vault.Seal(ctx, oauth.AccessTokenBinding(row.AppID, row.ID), []byte(res.accessToken))
 	if err != nil {
 		return Token{}, s.lost(row, fmt.Errorf("seal access token: %w", err))
 	}
 	rt := row.RefreshTokenCiphertext
 	if res.refreshToken != "" {
-		if rt, err = s.vault.Seal(ctx, RefreshTokenBinding(row.AppID, row.ID), []byte(res.refreshToken)); err != nil {
+		if rt, err = s.vault.Seal(ctx, oauth.RefreshTokenBinding(row.AppID, row.ID), []byte(res.refreshToken)); err != nil {
 			return Token{}, s.lost(row, fmt.Errorf("seal refresh token: %w", err))
 		}
 	}

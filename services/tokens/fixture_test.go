@@ -207,13 +207,13 @@ func (w *world) credential(c cred) (string, []string) {
 		c.pc = w.pc
 	}
 	id := w.id()
-	at, err := w.vault.Seal(ctx, tokens.AccessTokenBinding(w.app, id), []byte(c.access))
+	at, err := w.vault.Seal(ctx, oauth.AccessTokenBinding(w.app, id), []byte(c.access))
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	var rt []byte
 	if c.refresh != "" {
-		if rt, err = w.vault.Seal(ctx, tokens.RefreshTokenBinding(w.app, id), []byte(c.refresh)); err != nil {
+		if rt, err = w.vault.Seal(ctx, oauth.RefreshTokenBinding(w.app, id), []byte(c.refresh)); err != nil {
 			w.t.Fatal(err)
 		}
 	}
@@ -282,7 +282,7 @@ func (w *world) grantRow(id string) models.Grant {
 func (w *world) storedRefresh(id string) string {
 	w.t.Helper()
 	c := w.row(id)
-	pt, err := w.vault.Open(context.Background(), tokens.RefreshTokenBinding(w.app, id), c.RefreshTokenCiphertext)
+	pt, err := w.vault.Open(context.Background(), oauth.RefreshTokenBinding(w.app, id), c.RefreshTokenCiphertext)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -292,7 +292,7 @@ func (w *world) storedRefresh(id string) string {
 func (w *world) storedAccess(id string) string {
 	w.t.Helper()
 	c := w.row(id)
-	pt, err := w.vault.Open(context.Background(), tokens.AccessTokenBinding(w.app, id), c.AccessTokenCiphertext)
+	pt, err := w.vault.Open(context.Background(), oauth.AccessTokenBinding(w.app, id), c.AccessTokenCiphertext)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/latchkey/latchkey/sdk/wire"
 	"github.com/latchkey/latchkey/services/catalog"
 	"github.com/latchkey/latchkey/services/database"
-	"github.com/latchkey/latchkey/services/grants"
 	"github.com/latchkey/latchkey/services/oauth"
 	"github.com/latchkey/latchkey/services/tokens"
 	"github.com/latchkey/latchkey/testutil"
@@ -668,7 +667,7 @@ func TestLiveRefreshElsewhereIsWaitedFor(t *testing.T) {
 		default:
 		}
 		// The other replica commits its new pair.
-		at, err := w.vault.Seal(context.Background(), tokens.AccessTokenBinding(w.app, id), []byte("at_from_other_replica"))
+		at, err := w.vault.Seal(context.Background(), oauth.AccessTokenBinding(w.app, id), []byte("at_from_other_replica"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -762,12 +761,6 @@ func TestRunSweepsUntilCancelled(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run returned %v", err)
-	}
-}
-
-func TestBindingsMatchGrants(t *testing.T) {
-	if tokens.AccessTokenBinding("a", "c") != grants.AccessTokenBinding("a", "c") {
-		t.Fatal("tokens and grants seal the access token under different bindings")
 	}
 }
 

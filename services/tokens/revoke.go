@@ -189,12 +189,12 @@ func (s *Service) revokeAtProvider(ctx context.Context, cfg oauth.ClientConfig, 
 		style = catalog.RevokeRFC7009
 	}
 	rev := revocation{style: style, target: p.RevokeEndpoint(cfg.ClientID)}
-	access, err := s.openOptional(ctx, AccessTokenBinding(row.AppID, row.ID), row.AccessTokenCiphertext)
+	access, err := s.openOptional(ctx, oauth.AccessTokenBinding(row.AppID, row.ID), row.AccessTokenCiphertext)
 	if err != nil {
 		rev.result, rev.detail = RevokeResultSkipped, "the access token cannot be opened"
 		return rev
 	}
-	refresh, err := s.openOptional(ctx, RefreshTokenBinding(row.AppID, row.ID), row.RefreshTokenCiphertext)
+	refresh, err := s.openOptional(ctx, oauth.RefreshTokenBinding(row.AppID, row.ID), row.RefreshTokenCiphertext)
 	if err != nil {
 		rev.result, rev.detail = RevokeResultSkipped, "the refresh token cannot be opened"
 		return rev

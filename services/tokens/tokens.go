@@ -103,20 +103,6 @@ type Vault interface {
 	Open(ctx context.Context, b vault.Binding, ciphertext []byte) ([]byte, error)
 }
 
-// AccessTokenBinding is the vault binding of a credential's access token.
-// It equals grants.AccessTokenBinding (a test keeps them equal); it is
-// repeated here so this package does not depend on grants, which will call
-// it.
-func AccessTokenBinding(appID, credentialID string) vault.Binding {
-	return vault.Binding{AppID: appID, Table: "credentials", RowID: credentialID, Column: "access_token_ciphertext"}
-}
-
-// RefreshTokenBinding is the vault binding of a credential's refresh
-// token. Whoever stores a credential (services/oauth) must seal with it.
-func RefreshTokenBinding(appID, credentialID string) vault.Binding {
-	return vault.Binding{AppID: appID, Table: "credentials", RowID: credentialID, Column: "refresh_token_ciphertext"}
-}
-
 // Token is a credential's current access token. Its String, GoString and
 // LogValue methods redact Value, so printing or logging it by accident
 // shows no secret.
