@@ -68,6 +68,18 @@ type credentialRow struct {
 // refresh service will refresh it here instead. Any failure to read or open
 // the sealed value fails closed as an internal error.
 func (s *Service) Secret(ctx context.Context, r Resolved) (Credential, error) {
+	if r.Credential.Kind == models.CredentialOAuth && s.tokens != nil {
+		// The token service reads the credential itself (app-scoped, kind
+		// checked), refreshes within the margin — one refresh per credential
+		// across replicas — and classifies provider failures; reading the
+		// row here first would be a second round trip for nothing.
+		tok, err := s.tokens.AccessToken(ctx, r.Grant.AppID, r.Credential.ID)
+		if err != nil {
+			return Credential{}, err
+		}
+		return Credential{AccessToken: tok.Value, TokenType: tok.Type, ExpiresAt: tok.ExpiresAt, Version: tok.Version,
+			Injection: DefaultOAuthInjection}, nil
+	}
 	var rows []credentialRow
 	err := s.db.WithContext(ctx).Raw(`SELECT c.id, c.app_id, c.kind, c.access_token_ciphertext, c.token_type,
 			c.expires_at, m.injection, m.allowed_hosts
@@ -84,16 +96,6 @@ func (s *Service) Secret(ctx context.Context, r Resolved) (Credential, error) {
 	switch row.Kind {
 	case models.CredentialOAuth:
 		out.Injection = DefaultOAuthInjection
-		if s.tokens != nil {
-			// The token service refreshes within the margin, one refresh per
-			// credential across replicas, and classifies provider failures.
-			tok, err := s.tokens.AccessToken(ctx, row.AppID, row.ID)
-			if err != nil {
-				return Credential{}, err
-			}
-			out.AccessToken, out.TokenType, out.ExpiresAt, out.Version = tok.Value, tok.Type, tok.ExpiresAt, tok.Version
-			return out, nil
-		}
 		if row.ExpiresAt != nil && !row.ExpiresAt.After(s.now()) {
 			return Credential{}, &errs.CodedError{Code: wire.CodeReauthRequired,
 				Message: "the access token has expired and cannot be refreshed yet; the end user must reconnect",

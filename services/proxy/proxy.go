@@ -55,7 +55,6 @@ type Grants interface {
 // Egress makes the outbound call.
 type Egress interface {
 	Do(ctx context.Context, call egress.Call) (*egress.Response, error)
-	ValidateTarget(rawURL string, allowed egress.AllowList) (*egress.Target, error)
 	MaxRequestBytes() int64
 }
 
@@ -203,11 +202,8 @@ func (s *Service) Proxy(ctx context.Context, caller sdkauth.Caller, req wire.Pro
 	if err != nil {
 		return nil, err
 	}
-	// Refuse a host before any byte is sent (and before the caller learns
-	// anything from a connection attempt).
-	if _, err := s.egress.ValidateTarget(req.URL, a.allowed); err != nil {
-		return nil, err
-	}
+	// egress.Do checks the target against the allow-list before anything is
+	// resolved or sent.
 	call := egress.Call{
 		Method:       req.Method,
 		URL:          req.URL,
