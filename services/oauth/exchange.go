@@ -337,7 +337,7 @@ func expiryFrom(now time.Time, raw any, refreshable, tokensExpire bool) *time.Ti
 		// the conservative lifetime, as services/tokens does on refresh, so
 		// both sides treat one response the same way.
 		if refreshable && tokensExpire {
-			t := now.UTC().Add(ConservativeLifetime)
+			t := now.UTC().Add(ConservativeLifetime).Truncate(time.Second)
 			return &t
 		}
 		return nil
@@ -347,9 +347,10 @@ func expiryFrom(now time.Time, raw any, refreshable, tokensExpire bool) *time.Ti
 		if !refreshable {
 			return nil
 		}
-		t := now.UTC().Add(ConservativeLifetime)
+		t := now.UTC().Add(ConservativeLifetime).Truncate(time.Second)
 		return &t
 	}
+	// Whole seconds, UTC: what SQLite stores and compares (as services/tokens does).
 	t := now.UTC().Add(time.Duration(secs * float64(time.Second))).Truncate(time.Second)
 	return &t
 }
