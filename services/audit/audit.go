@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -147,9 +148,17 @@ func EncodeContext(m map[string]string) string {
 	if len(m) == 0 {
 		return "{}"
 	}
+	// Keys in order, so which entries survive the bound does not depend on
+	// map iteration order: the same context always stores the same row.
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
 	out := map[string]string{}
 	size := 2
-	for k, v := range m {
+	for _, k := range keys {
+		v := m[k]
 		if len(k) > 64 {
 			k = k[:64]
 		}

@@ -210,3 +210,20 @@ func TestOneBadRowFailsOnlyItsOwnCall(t *testing.T) {
 		}
 	})
 }
+
+// The same oversized context always keeps the same entries.
+func TestContextTruncationIsDeterministic(t *testing.T) {
+	big := map[string]string{}
+	for i := 0; i < 100; i++ {
+		big[fmt.Sprintf("key-%03d", i)] = strings.Repeat("v", 100)
+	}
+	first := audit.EncodeContext(big)
+	for i := 0; i < 20; i++ {
+		if got := audit.EncodeContext(big); got != first {
+			t.Fatal("two encodings of one context kept different entries")
+		}
+	}
+	if !strings.Contains(first, `"key-000"`) || strings.Contains(first, `"key-099"`) {
+		t.Fatal("truncation does not keep the first keys in order")
+	}
+}
