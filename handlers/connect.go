@@ -305,10 +305,7 @@ func (s *Server) connectCallback(c *echo.Context) error {
 	}
 	redirectMode := s.connectRedirectMode(c)
 	s.clearConnectCookies(c)
-	grants := make([]views.Grant, 0, len(res.Grants))
-	for _, g := range res.Grants {
-		grants = append(grants, views.Grant(g))
-	}
+	grants := res.Grants
 	if u := res.Delivery.ReturnURL; u != "" && len(grants) > 0 && (redirectMode || res.Delivery.TargetOrigin == "") {
 		return c.Redirect(http.StatusFound, successReturnURL(u, grants[0]))
 	}

@@ -275,3 +275,18 @@ type AgentList struct {
 	Agents     []Agent `json:"agents"`
 	NextCursor string  `json:"next_cursor,omitempty"`
 }
+
+// PopupGrant is one grant as the Connect popup posts it to the app
+// (alter_connect_success) and as the redirect flow's query spells it
+// (DESIGN.md §5, compatible with @alter-ai/connect 0.8).
+type PopupGrant struct {
+	GrantID           string            `json:"grant_id"`
+	Provider          string            `json:"provider"`
+	ProviderName      string            `json:"provider_name"`
+	AccountIdentifier string            `json:"account_identifier"`
+	Timestamp         string            `json:"timestamp"`
+	Operation         string            `json:"operation"`
+	Scopes            []string          `json:"scopes"`
+	Status            string            `json:"status"`
+	Metadata          map[string]string `json:"metadata,omitempty"`
+}

@@ -278,19 +278,9 @@ type Result struct {
 	Delivery  Delivery
 }
 
-// PopupGrant is one grant in the shape the popup posts to the app
-// (DESIGN.md §5, compatible with @alter-ai/connect 0.8).
-type PopupGrant struct {
-	GrantID           string            `json:"grant_id"`
-	Provider          string            `json:"provider"`
-	ProviderName      string            `json:"provider_name"`
-	AccountIdentifier string            `json:"account_identifier"`
-	Timestamp         string            `json:"timestamp"`
-	Operation         string            `json:"operation"`
-	Scopes            []string          `json:"scopes"`
-	Status            string            `json:"status"`
-	Metadata          map[string]string `json:"metadata,omitempty"`
-}
+// PopupGrant is one grant in the shape the popup posts to the app; the
+// wire package owns the shape so the page and the service cannot drift.
+type PopupGrant = wire.PopupGrant
 
 // Complete finishes the provider's flow for this browser, stores the grant
 // (and the agent's delegation) and completes the session. Failures are

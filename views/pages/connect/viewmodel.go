@@ -5,7 +5,11 @@
 // user came from, not to Latchkey's own site.
 package connect
 
-import "github.com/a-h/templ"
+import (
+	"github.com/a-h/templ"
+
+	"github.com/latchkey/latchkey/sdk/wire"
+)
 
 // Meta is what the Shell needs to know about one page.
 type Meta struct {
@@ -134,15 +138,5 @@ const (
 	MessageError   = "alter_connect_error"
 )
 
-// Grant is one connected grant as the app receives it.
-type Grant struct {
-	GrantID           string            `json:"grant_id"`
-	Provider          string            `json:"provider"`
-	ProviderName      string            `json:"provider_name"`
-	AccountIdentifier string            `json:"account_identifier"`
-	Timestamp         string            `json:"timestamp"`
-	Operation         string            `json:"operation"`
-	Scopes            []string          `json:"scopes"`
-	Status            string            `json:"status"`
-	Metadata          map[string]string `json:"metadata,omitempty"`
-}
+// Grant is one connected grant as the app receives it (the wire shape).
+type Grant = wire.PopupGrant
