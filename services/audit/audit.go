@@ -27,7 +27,6 @@ const (
 	ActionAppCreate      = "app.create"
 	ActionAppURLs        = "app.urls"
 	ActionOperatorCreate = "operator.create"
-	ActionKeysRotate     = "vault.rotate"
 )
 
 // Actor kinds.
