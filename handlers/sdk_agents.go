@@ -8,7 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v5"
 
 	"github.com/latchkey/latchkey/models"
@@ -17,6 +16,7 @@ import (
 	"github.com/latchkey/latchkey/services/apikeys"
 	"github.com/latchkey/latchkey/services/audit"
 	"github.com/latchkey/latchkey/services/errs"
+	"github.com/latchkey/latchkey/services/ids"
 	"github.com/latchkey/latchkey/services/sdkauth"
 )
 
@@ -256,15 +256,7 @@ func keyActor(c sdkauth.Caller) apikeys.Actor {
 // pathUUID reads a UUID path parameter in canonical lowercase form. A value
 // that is not a UUID names nothing, so callers answer not_found.
 func pathUUID(c *echo.Context, name string) (string, bool) {
-	v := c.Param(name)
-	if len(v) != 36 {
-		return "", false
-	}
-	u, err := uuid.Parse(v)
-	if err != nil {
-		return "", false
-	}
-	return u.String(), true
+	return ids.Canonical(c.Param(name))
 }
 
 // notFoundAs gives a service's not-found a message that names the missing

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/services/errs"
+	"github.com/latchkey/latchkey/services/ids"
 )
 
 // Page sizes for List.
@@ -106,6 +106,6 @@ func decodeCursor(c string) (string, bool) {
 // validUUID guards queries on uuid columns: PostgreSQL answers a malformed
 // uuid with an error, where "no such agent" is the honest answer.
 func validUUID(s string) bool {
-	_, err := uuid.Parse(s)
-	return err == nil && len(s) == 36
+	_, ok := ids.Canonical(s)
+	return ok
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/sdk/wire"
 	"github.com/latchkey/latchkey/services/audit"
 	"github.com/latchkey/latchkey/services/errs"
+	"github.com/latchkey/latchkey/services/ids"
 )
 
 // ErrLastUsableKey is the cause of the conflict Revoke reports when the key
@@ -277,6 +277,6 @@ func (s *Service) writeAudit(ctx context.Context, tx *gorm.DB, row models.APIKey
 // validUUID guards queries on uuid columns: PostgreSQL rejects a malformed
 // uuid with an error, where "no such row" is the honest answer.
 func validUUID(s string) bool {
-	_, err := uuid.Parse(s)
-	return err == nil && len(s) == 36
+	_, ok := ids.Canonical(s)
+	return ok
 }

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/latchkey/latchkey/sdk/wire"
 	"github.com/latchkey/latchkey/services/audit"
 	"github.com/latchkey/latchkey/services/errs"
+	"github.com/latchkey/latchkey/services/ids"
 	"github.com/latchkey/latchkey/services/oauth"
 )
 
@@ -201,8 +201,8 @@ func (s *Service) load(ctx context.Context, db *gorm.DB, appID, credentialID str
 }
 
 func isUUID(s string) bool {
-	_, err := uuid.Parse(s)
-	return err == nil && len(s) == 36
+	_, ok := ids.Canonical(s)
+	return ok
 }
 
 // Actions of a claim.
