@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -49,16 +50,24 @@ type options struct {
 	concurrency int
 	pgURL       string
 	skipPG      bool
+	rate        int
+	rounds      int
 }
 
 func run() error {
 	var o options
-	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured load per target")
-	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each target")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured load per target and round")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load before each target and round")
 	flag.IntVar(&o.concurrency, "c", 32, "concurrent connections")
 	flag.StringVar(&o.pgURL, "pg", envOr("LATCHKEY_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL admin URL (a scratch database is created and dropped)")
 	flag.BoolVar(&o.skipPG, "skip-pg", false, "skip the PostgreSQL target")
+	flag.IntVar(&o.rounds, "rounds", 3, "closed-loop rounds per target, taking turns")
+	flag.IntVar(&o.rate, "rate", 1000, "calls per second of the fixed-rate latency phase (0 skips it)")
+	bareTarget := flag.String("serve-bare-proxy", "", "internal: serve the bare reverse proxy to this upstream and print its URL")
 	flag.Parse()
+	if *bareTarget != "" {
+		return serveBareProxy(*bareTarget)
+	}
 
 	work, err := os.MkdirTemp("", "latchkey-bench-")
 	if err != nil {
@@ -81,57 +90,124 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer bare.Close()
+	defer bare.stop()
 
 	fmt.Printf("machine: %s/%s, %d CPUs, %s; load: %d concurrent, %s per target after %s warm-up\n\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), o.concurrency, o.duration, o.warmup)
 
-	results := []result{}
-	direct := measure("direct", o, plainCall(upstream.URL+"/v1/ping"))
-	results = append(results, direct)
-	results = append(results, measure("bare reverse proxy", o, plainCall(bare.URL+"/v1/ping")))
-
-	targets := []struct {
+	targets := []*target{
+		{name: "direct", call: plainCall(upstream.URL + "/v1/ping")},
+		{name: "bare reverse proxy", call: plainCall(bare.url + "/v1/ping"), cpu: cpuOf(bare.cmd.Process.Pid)},
+	}
+	dbs := []struct {
 		name string
 		dsn  func() (string, func(), error)
 	}{
 		{"latchkey proxy (SQLite)", func() (string, func(), error) { return "", func() {}, nil }},
 	}
 	if !o.skipPG {
-		targets = append(targets, struct {
+		dbs = append(dbs, struct {
 			name string
 			dsn  func() (string, func(), error)
 		}{"latchkey proxy (PostgreSQL)", func() (string, func(), error) { return scratchPostgres(o.pgURL) }})
 	}
-	for _, tg := range targets {
-		dsn, drop, err := tg.dsn()
+	for _, d := range dbs {
+		dsn, drop, err := d.dsn()
 		if err != nil {
-			return fmt.Errorf("%s: %w", tg.name, err)
+			return fmt.Errorf("%s: %w", d.name, err)
 		}
-		r, err := benchLatchkey(tg.name, bin, work, dsn, upstream.URL, o)
-		drop()
+		defer drop()
+		t, err := startLatchkey(bin, work, dsn, upstream.URL)
 		if err != nil {
-			return fmt.Errorf("%s: %w", tg.name, err)
+			return fmt.Errorf("%s: %w", d.name, err)
 		}
-		results = append(results, r)
+		defer t.stop()
+		t.name = d.name
+		targets = append(targets, t)
 	}
 
-	fmt.Printf("%-30s %10s %10s %10s %8s %8s\n", "target", "req/s", "p50", "p99", "errors", "vs bare")
-	bareRPS := results[1].rps()
-	for _, r := range results {
-		fmt.Printf("%-30s %10.0f %10s %10s %8d %7.2fx\n", r.name, r.rps(), r.pct(50), r.pct(99), r.errors, r.rps()/bareRPS)
+	// Rounds take turns over the targets, so that a slow spell of the
+	// machine weighs on every target rather than on one.
+	for r := 0; r < o.rounds; r++ {
+		for _, t := range targets {
+			t.rounds = append(t.rounds, measure(t.name, o, t.call, t.cpu))
+		}
 	}
-	fmt.Println()
-	for _, r := range results[2:] {
-		fmt.Printf("%s: p99 added over direct %s, over bare proxy %s\n", r.name,
-			(r.pctDur(99) - direct.pctDur(99)).Round(10*time.Microsecond), (r.pctDur(99) - results[1].pctDur(99)).Round(10*time.Microsecond))
+	if o.rate > 0 {
+		for _, t := range targets {
+			t.fixed = measureRate(t.name, o, t.call)
+		}
 	}
-	for _, r := range results {
-		if r.errors > 0 {
-			return fmt.Errorf("%s: %d failed calls", r.name, r.errors)
+	report(targets, o)
+	for _, t := range targets {
+		for _, r := range append(t.rounds, t.fixed) {
+			if r.errors > 0 {
+				return fmt.Errorf("%s: %d failed calls", t.name, r.errors)
+			}
 		}
 	}
 	return nil
+}
+
+// target is one thing the load is sent to, and what was measured.
+type target struct {
+	name   string
+	call   func(context.Context) error
+	cpu    func() time.Duration // nil: not measured
+	stop   func()
+	rounds []result
+	fixed  result
+}
+
+func report(targets []*target, o options) {
+	fmt.Printf("closed loop, %d round(s): every connection sends its next call as soon as its last one is answered\n", o.rounds)
+	fmt.Printf("%-28s %9s %9s %9s %8s %10s %8s\n", "target", "req/s", "p50", "p99", "vs bare", "proxy CPU", "vs bare")
+	bare := targets[1]
+	for _, t := range targets {
+		var lat []time.Duration
+		var rps, ratio, cpu, cpuRatio []float64
+		for i, r := range t.rounds {
+			lat = append(lat, r.latencies...)
+			rps = append(rps, r.rps())
+			ratio = append(ratio, r.rps()/bare.rounds[i].rps())
+			if r.cpuPerCall > 0 {
+				cpu = append(cpu, float64(r.cpuPerCall))
+				cpuRatio = append(cpuRatio, float64(bare.rounds[i].cpuPerCall)/float64(r.cpuPerCall))
+			}
+		}
+		slices.Sort(lat)
+		all := result{latencies: lat}
+		cpuCol, cpuRatioCol := "", ""
+		if len(cpu) > 0 {
+			cpuCol = time.Duration(median(cpu)).Round(100 * time.Nanosecond).String()
+			cpuRatioCol = fmt.Sprintf("%.2fx", median(cpuRatio))
+		}
+		fmt.Printf("%-28s %9.0f %9s %9s %7.2fx %10s %8s\n", t.name, median(rps), all.pct(50), all.pct(99), median(ratio), cpuCol, cpuRatioCol)
+	}
+	fmt.Println("req/s and the ratios are medians over the rounds (each ratio taken within one round); p50/p99 pool every round.")
+	fmt.Println("proxy CPU: user+system CPU time of the proxy's own process per call (PostgreSQL's server processes not included).")
+	if o.rate <= 0 {
+		return
+	}
+	fmt.Printf("\nfixed rate: %d calls/s over at most %d connections, %s per target (latency without queueing)\n", o.rate, o.concurrency, o.duration)
+	fmt.Printf("%-28s %9s %9s %8s %14s\n", "target", "p50", "p99", "dropped", "p99 over bare")
+	for i, t := range targets {
+		over := ""
+		if i > 1 {
+			over = (t.fixed.pctDur(99) - bare.fixed.pctDur(99)).Round(10 * time.Microsecond).String()
+		}
+		fmt.Printf("%-28s %9s %9s %8d %14s\n", t.name, t.fixed.pct(50), t.fixed.pct(99), t.fixed.dropped, over)
+	}
+	fmt.Println("dropped: calls not sent because every connection was still busy (the target fell behind the rate).")
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 func envOr(k, def string) string {
@@ -151,9 +227,48 @@ func startUpstream() (*server, error) {
 }
 
 // startReverseProxy is the floor a credential-injecting proxy can reach:
-// httputil.ReverseProxy adding one header.
-func startReverseProxy(target string) (*server, error) {
-	u, _ := url.Parse(target)
+// httputil.ReverseProxy adding one header. It runs in a process of its own
+// (this program, re-executed) so that its CPU time can be read apart from
+// the load generator's, like Latchkey's.
+func startReverseProxy(target string) (*child, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "-serve-bare-proxy", target)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		_ = cmd.Process.Kill()
+		return nil, fmt.Errorf("bare proxy: %w", err)
+	}
+	return &child{cmd: cmd, url: strings.TrimSpace(line)}, nil
+}
+
+type child struct {
+	cmd *exec.Cmd
+	url string
+}
+
+func (c *child) stop() {
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
+}
+
+// serveBareProxy is the child's side of startReverseProxy: it prints its URL
+// and serves until killed.
+func serveBareProxy(target string) error {
+	u, err := url.Parse(target)
+	if err != nil {
+		return err
+	}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.Transport = newTransport()
 	base := rp.Director
@@ -161,7 +276,35 @@ func startReverseProxy(target string) (*server, error) {
 		base(r)
 		r.Header.Set("Authorization", "Bearer bench-token")
 	}
-	return serve(rp)
+	s, err := serve(rp)
+	if err != nil {
+		return err
+	}
+	fmt.Println(s.URL)
+	select {}
+}
+
+// cpuOf reads a process's user+system CPU time from /proc (Linux); on other
+// systems the CPU columns stay empty.
+func cpuOf(pid int) func() time.Duration {
+	return func() time.Duration {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0
+		}
+		// Fields after the parenthesised command name; utime and stime are
+		// the 14th and 15th fields overall, in clock ticks (100 per second
+		// on Linux).
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 13 {
+			return 0
+		}
+		var ut, st int64
+		fmt.Sscan(f[11], &ut)
+		fmt.Sscan(f[12], &st)
+		return time.Duration(ut+st) * 10 * time.Millisecond
+	}
 }
 
 type server struct {
@@ -208,14 +351,14 @@ func plainCall(u string) func(ctx context.Context) error {
 // benchLatchkey runs `latchkey serve` on a fresh data dir, configures an app
 // with a managed secret bound to the system principal through the admin CLI,
 // and drives proxied calls through the Go SDK.
-func benchLatchkey(name, bin, work, dsn, upstream string, o options) (result, error) {
+func startLatchkey(bin, work, dsn, upstream string) (_ *target, err error) {
 	dataDir, err := os.MkdirTemp(work, "data-")
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
 	addr, err := freeAddr()
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
 	env := append(os.Environ(),
 		"LATCHKEY_DATA_DIR="+dataDir, "LATCHKEY_ADDR="+addr, "LATCHKEY_PUBLIC_URL=http://"+addr,
@@ -236,40 +379,55 @@ func benchLatchkey(name, bin, work, dsn, upstream string, o options) (result, er
 	}
 	boot, err := admin("admin", "bootstrap", "--org", "Bench", "--app", "bench", "--operator-email", "bench@latchkey.test")
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
 	appID, appKey := boot["app_id"].(string), boot["app_key"].(string)
 	host := strings.TrimPrefix(upstream, "http://")
 	sec, err := admin("admin", "secrets", "create", "--app", appID, "--name", "upstream", "--value", "bench-secret-value",
 		"--inject", "header:Authorization:Bearer {secret}", "--allowed-host", host)
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
 	gr, err := admin("admin", "secrets", "grant", "--secret", sec["managed_secret_id"].(string), "--principal", "system")
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
 	grantID := gr["grant_id"].(string)
 
+	// The request log goes to a file, as it would in production, rather
+	// than through a pipe the load generator would have to drain.
+	logPath := filepath.Join(dataDir, "serve.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = env
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = io.Discard, &logs
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		return result{}, err
+		return nil, err
 	}
-	defer func() {
+	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
+	}
+	defer func() {
+		if err != nil {
+			stop()
+			if tail, rerr := os.ReadFile(logPath); rerr == nil {
+				err = fmt.Errorf("%w\n%s", err, tail[max(0, len(tail)-4000):])
+			}
+		}
 	}()
 	base := "http://" + addr
 	if err := waitHealthy(base); err != nil {
-		return result{}, fmt.Errorf("%w\n%s", err, logs.String())
+		return nil, err
 	}
 	app, err := sdk.NewApp(appKey, sdk.WithBaseURL(base), sdk.WithCaller("bench"),
 		sdk.WithHTTPClient(&http.Client{Transport: newTransport()}))
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
 	call := func(ctx context.Context) error {
 		resp, err := app.Proxy(ctx, sdk.Request{Method: http.MethodGet, URL: upstream + "/v1/ping", GrantID: grantID})
@@ -284,9 +442,9 @@ func benchLatchkey(name, bin, work, dsn, upstream string, o options) (result, er
 		return nil
 	}
 	if err := call(context.Background()); err != nil {
-		return result{}, fmt.Errorf("first proxied call: %w\n%s", err, logs.String())
+		return nil, fmt.Errorf("first proxied call: %w", err)
 	}
-	return measure(name, o, call), nil
+	return &target{call: call, cpu: cpuOf(cmd.Process.Pid), stop: stop}, nil
 }
 
 func freeAddr() (string, error) {
@@ -333,10 +491,12 @@ func scratchPostgres(adminURL string) (string, func(), error) {
 }
 
 type result struct {
-	name      string
-	latencies []time.Duration
-	errors    int64
-	elapsed   time.Duration
+	name       string
+	latencies  []time.Duration
+	errors     int64
+	elapsed    time.Duration
+	cpuPerCall time.Duration
+	dropped    int64
 }
 
 func (r result) rps() float64 { return float64(len(r.latencies)) / r.elapsed.Seconds() }
@@ -353,7 +513,7 @@ func (r result) pct(p float64) string { return r.pctDur(p).Round(time.Microsecon
 
 // measure runs call from o.concurrency goroutines in a closed loop: warm-up
 // first (connections, caches), then o.duration measured.
-func measure(name string, o options, call func(context.Context) error) result {
+func measure(name string, o options, call func(context.Context) error, cpu func() time.Duration) result {
 	var mu sync.Mutex
 	var all []time.Duration
 	var failed atomic.Int64
@@ -392,10 +552,71 @@ func measure(name string, o options, call func(context.Context) error) result {
 		return time.Since(start)
 	}
 	phase(o.warmup, false)
+	var cpu0 time.Duration
+	if cpu != nil {
+		cpu0 = cpu()
+	}
 	elapsed := phase(o.duration, true)
+	r := result{name: name, latencies: all, errors: failed.Load(), elapsed: elapsed}
+	if cpu != nil && len(all) > 0 {
+		r.cpuPerCall = (cpu() - cpu0) / time.Duration(len(all))
+	}
 	slices.Sort(all)
 	if e := firstErr.Load(); e != nil {
 		fmt.Fprintf(os.Stderr, "%s: first error: %v\n", name, e)
 	}
-	return result{name: name, latencies: all, errors: failed.Load(), elapsed: elapsed}
+	return r
+}
+
+// measureRate sends o.rate calls per second, each on schedule whether or
+// not earlier ones have answered (open loop), from at most o.concurrency
+// connections, for o.duration. Below saturation this is the latency a call
+// sees without waiting behind others. A call that cannot start because
+// every connection is busy is dropped and counted: the target fell behind.
+func measureRate(name string, o options, call func(context.Context) error) result {
+	slots := make(chan struct{}, o.concurrency)
+	var mu sync.Mutex
+	var all []time.Duration
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	var dropped int64
+	interval := time.Second / time.Duration(o.rate)
+	start := time.Now()
+	for i := 0; ; i++ {
+		at := start.Add(time.Duration(i) * interval)
+		if at.Sub(start) >= o.duration {
+			break
+		}
+		time.Sleep(time.Until(at))
+		select {
+		case slots <- struct{}{}:
+		default:
+			dropped++
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			// Latency counts from the scheduled time, so a late start is
+			// the target's delay too.
+			err := call(context.Background())
+			dt := time.Since(at)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+				return
+			}
+			all = append(all, dt)
+		}()
+	}
+	wg.Wait()
+	slices.Sort(all)
+	if e := firstErr.Load(); e != nil {
+		fmt.Fprintf(os.Stderr, "%s (fixed rate): first error: %v\n", name, e)
+	}
+	return result{name: name, latencies: all, errors: failed.Load(), dropped: dropped, elapsed: time.Since(start)}
 }
