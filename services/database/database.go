@@ -39,10 +39,47 @@ type DB struct {
 	Gorm    *gorm.DB
 	SQL     *sql.DB
 	Dialect string
+
+	// stopCheckpoints ends the SQLite checkpointer and waits for it.
+	stopCheckpoints func()
 }
 
-// Close closes the connection pool.
-func (d *DB) Close() error { return d.SQL.Close() }
+// Close stops the SQLite checkpointer and closes the connection pool.
+func (d *DB) Close() error {
+	if d.stopCheckpoints != nil {
+		d.stopCheckpoints()
+	}
+	return d.SQL.Close()
+}
+
+// CheckpointInterval is how often an SQLite database's WAL is copied back
+// into the database file.
+const CheckpointInterval = 100 * time.Millisecond
+
+// checkpoints copies the WAL into the database file in the background.
+// SQLite's automatic checkpoint runs inside whichever commit crosses its
+// threshold and syncs the database file there, so one call in a few
+// hundred waited milliseconds for the others' pages; a PASSIVE checkpoint
+// on its own connection waits for no writer and makes no writer wait.
+// Failures are retried at the next tick: the WAL only grows meanwhile.
+func (d *DB) checkpoints(every time.Duration) func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_, _ = d.SQL.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
 
 // Options select the database.
 type Options struct {
@@ -115,7 +152,11 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("database: connect %s: %w", dialect, redact(err, o.URL))
 	}
-	return &DB{Gorm: gdb, SQL: sqlDB, Dialect: dialect}, nil
+	db := &DB{Gorm: gdb, SQL: sqlDB, Dialect: dialect}
+	if dialect == SQLite {
+		db.stopCheckpoints = db.checkpoints(CheckpointInterval)
+	}
+	return db, nil
 }
 
 // sqliteDSN turns on what Latchkey relies on: foreign keys, WAL so readers do
@@ -128,6 +169,7 @@ func sqliteDSN(path string) string {
 		"&_pragma=journal_mode(WAL)" +
 		"&_pragma=busy_timeout(10000)" +
 		"&_pragma=synchronous(NORMAL)" +
+		"&_pragma=wal_autocheckpoint(0)" + // DB.checkpoints does it
 		"&_txlock=immediate"
 }
 
