@@ -335,17 +335,22 @@ func plainCall(u string) func(ctx context.Context) error {
 	client := &http.Client{Transport: newTransport()}
 	return func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
+		return drain(client.Do(req))
 	}
+}
+
+// drain reads a call's answer to the end (so the connection is reused) and
+// turns anything but 200 into an error.
+func drain(resp *http.Response, err error) error {
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }
 
 // benchLatchkey runs `latchkey serve` on a fresh data dir, configures an app
@@ -430,16 +435,7 @@ func startLatchkey(bin, work, dsn, upstream string) (_ *target, err error) {
 		return nil, err
 	}
 	call := func(ctx context.Context) error {
-		resp, err := app.Proxy(ctx, sdk.Request{Method: http.MethodGet, URL: upstream + "/v1/ping", GrantID: grantID})
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
+		return drain(app.Proxy(ctx, sdk.Request{Method: http.MethodGet, URL: upstream + "/v1/ping", GrantID: grantID}))
 	}
 	if err := call(context.Background()); err != nil {
 		return nil, fmt.Errorf("first proxied call: %w", err)
