@@ -30,6 +30,7 @@ import (
 
 	"github.com/latchkey/latchkey/handlers/requestid"
 	"github.com/latchkey/latchkey/sdk/wire"
+	"github.com/latchkey/latchkey/services/bearer"
 	"github.com/latchkey/latchkey/services/connect"
 	"github.com/latchkey/latchkey/services/sdkauth"
 	views "github.com/latchkey/latchkey/views/pages/connect"
@@ -129,7 +130,7 @@ func (s *Server) connectExchange(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	opened, err := s.connect.Exchange(r.Context(), connect.ExchangeInput{Token: req.SessionToken, Binding: connect.HashToken(cookieValue)})
+	opened, err := s.connect.Exchange(r.Context(), connect.ExchangeInput{Token: req.SessionToken, Binding: bearer.Hash(cookieValue)})
 	if err != nil {
 		return s.exchangeFailure(err, req.Mode == connectModeRedir)
 	}
@@ -271,7 +272,7 @@ func (s *Server) connectDecide(c *echo.Context) error {
 			Description: "This form expired or was sent from another page. Start again from the application.",
 			Cause:       errors.New("handlers: consent CSRF token missing or wrong")})
 	}
-	binding := connect.HashToken(cookieValue)
+	binding := bearer.Hash(cookieValue)
 	ctx := r.Context()
 	switch r.PostForm.Get("decision") {
 	case "approve":
@@ -509,7 +510,7 @@ func (s *Server) connectBinding(c *echo.Context) string {
 	if v == "" {
 		return ""
 	}
-	return connect.HashToken(v)
+	return bearer.Hash(v)
 }
 
 // connectRedirectMode reports whether this browser opened Connect as a

@@ -13,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/sdk"
 	"github.com/latchkey/latchkey/sdk/wire"
+	"github.com/latchkey/latchkey/services/bearer"
 	"github.com/latchkey/latchkey/services/connect"
 	"github.com/latchkey/latchkey/testutil"
 	views "github.com/latchkey/latchkey/views/pages/connect"
@@ -114,7 +115,7 @@ func TestConnectExchangeSetsABindingCookieOnce(t *testing.T) {
 		if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/sdk/oauth/" || len(ck.Value) != 43 || ck.MaxAge <= 0 {
 			t.Fatalf("binding cookie = %+v", ck)
 		}
-		if row := w.session(res.SessionID); row.BrowserBindingHash != connect.HashToken(ck.Value) {
+		if row := w.session(res.SessionID); row.BrowserBindingHash != bearer.Hash(ck.Value) {
 			t.Fatal("the session does not store the cookie's SHA-256")
 		}
 

@@ -14,10 +14,8 @@ package connect
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -144,13 +142,6 @@ func New(db *gorm.DB, o OAuth, id Identity, t Tenancy, ag Agents, a Auditor, opt
 		s.rand = rand.Reader
 	}
 	return s, nil
-}
-
-// HashToken is the stored form of a session token or a browser binding
-// cookie: lowercase hex SHA-256 (DESIGN.md §3.1).
-func HashToken(raw string) string {
-	sum := sha256.Sum256([]byte(raw))
-	return hex.EncodeToString(sum[:])
 }
 
 // newToken returns TokenPrefix followed by 256 random bits, base64url.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/sdk/wire"
+	"github.com/latchkey/latchkey/services/bearer"
 	"github.com/latchkey/latchkey/services/connect"
 	"github.com/latchkey/latchkey/testutil"
 )
@@ -134,7 +135,7 @@ func TestMintStoresOnlyTheTokenHash(t *testing.T) {
 				t.Fatalf("expires_at = %v, want %v", res.ExpiresAt, want)
 			}
 			row := e.session(res.SessionID)
-			if row.TokenHash != connect.HashToken(res.SessionToken) {
+			if row.TokenHash != bearer.Hash(res.SessionToken) {
 				t.Fatal("the stored token hash is not the token's SHA-256")
 			}
 			if row.PrincipalKind != models.PrincipalUser || row.EndUserID == nil || row.AgentID == nil || *row.AgentID != agent.Agent.ID {

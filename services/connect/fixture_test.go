@@ -14,6 +14,7 @@ import (
 	"github.com/latchkey/latchkey/server"
 	"github.com/latchkey/latchkey/services/apikeys"
 	"github.com/latchkey/latchkey/services/audit"
+	"github.com/latchkey/latchkey/services/bearer"
 	"github.com/latchkey/latchkey/services/connect"
 	"github.com/latchkey/latchkey/services/errs"
 	"github.com/latchkey/latchkey/services/oauth"
@@ -106,7 +107,7 @@ func (e *env) session(id string) models.ConnectSession {
 func binding() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
-	return connect.HashToken(hex.EncodeToString(b))
+	return bearer.Hash(hex.EncodeToString(b))
 }
 
 // failureCode is the code of a *connect.Failure, or fails the test.

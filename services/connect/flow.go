@@ -18,6 +18,7 @@ import (
 	"github.com/latchkey/latchkey/sdk/wire"
 	"github.com/latchkey/latchkey/services/apikeys"
 	"github.com/latchkey/latchkey/services/audit"
+	"github.com/latchkey/latchkey/services/bearer"
 	"github.com/latchkey/latchkey/services/errs"
 	"github.com/latchkey/latchkey/services/oauth"
 )
@@ -58,7 +59,7 @@ func (s *Service) Exchange(ctx context.Context, in ExchangeInput) (Opened, error
 		return Opened{}, fail(CodeInvalidRequest, errors.New("connect: malformed binding"))
 	}
 	var row models.ConnectSession
-	err := s.db.WithContext(ctx).Where("token_hash = ?", HashToken(in.Token)).Take(&row).Error
+	err := s.db.WithContext(ctx).Where("token_hash = ?", bearer.Hash(in.Token)).Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return Opened{}, fail(CodeNotFound, errNoSession)
 	}

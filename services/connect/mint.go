@@ -17,6 +17,7 @@ import (
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/sdk/wire"
 	"github.com/latchkey/latchkey/services/audit"
+	"github.com/latchkey/latchkey/services/bearer"
 	"github.com/latchkey/latchkey/services/errs"
 	"github.com/latchkey/latchkey/services/grants"
 	"github.com/latchkey/latchkey/services/identity"
@@ -106,7 +107,7 @@ func (s *Service) Mint(ctx context.Context, caller sdkauth.Caller, req wire.Conn
 	row := models.ConnectSession{
 		ID:               uuid.NewString(),
 		AppID:            appID,
-		TokenHash:        HashToken(token),
+		TokenHash:        bearer.Hash(token),
 		PrincipalKind:    models.PrincipalSystem,
 		AllowedProviders: string(provJSON),
 		AllowedOrigin:    req.AllowedOrigin,

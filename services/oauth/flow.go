@@ -18,6 +18,7 @@ import (
 
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/sdk/wire"
+	"github.com/latchkey/latchkey/services/bearer"
 	"github.com/latchkey/latchkey/services/catalog"
 	"github.com/latchkey/latchkey/services/errs"
 	"github.com/latchkey/latchkey/services/ids"
@@ -112,7 +113,7 @@ func (s *Service) Start(ctx context.Context, in StartInput) (string, error) {
 		expires = sess.ExpiresAt
 	}
 	flow := models.OAuthFlow{ID: flowID, AppID: appID, ConnectSessionID: sessionID, ProviderConfigID: cc.ProviderConfigID,
-		StateHash: hashHex(state), PKCEVerifierSealed: sealed, BrowserBindingHash: in.BrowserBinding,
+		StateHash: bearer.Hash(state), PKCEVerifierSealed: sealed, BrowserBindingHash: in.BrowserBinding,
 		RedirectURI: cc.RedirectURI, ExpiresAt: expires, CreatedAt: now}
 	if err := db.Create(&flow).Error; err != nil {
 		return "", fmt.Errorf("oauth: insert flow: %w", err)
@@ -186,7 +187,7 @@ func (s *Service) Finish(ctx context.Context, in FinishInput) (Connected, error)
 	}
 	db := s.db.WithContext(ctx)
 	var flows []models.OAuthFlow
-	if err := db.Where("state_hash = ?", hashHex(in.State)).Limit(1).Find(&flows).Error; err != nil {
+	if err := db.Where("state_hash = ?", bearer.Hash(in.State)).Limit(1).Find(&flows).Error; err != nil {
 		return Connected{}, fmt.Errorf("oauth: load flow: %w", err)
 	}
 	if len(flows) == 0 {

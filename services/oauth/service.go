@@ -3,8 +3,6 @@ package oauth
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -203,13 +201,6 @@ func (s *Service) open(ctx context.Context, b vault.Binding, ct []byte) (string,
 	v := string(pt)
 	clear(pt)
 	return v, nil
-}
-
-// hashHex is the hex SHA-256 of a random bearer value (a flow state), the
-// only form in which such values are stored (DESIGN.md §3.1).
-func hashHex(v string) string {
-	sum := sha256.Sum256([]byte(v))
-	return hex.EncodeToString(sum[:])
 }
 
 // isHex64 reports a lower-case hex SHA-256 (a browser binding).
