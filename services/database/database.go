@@ -81,6 +81,12 @@ func (d *DB) checkpoints(every time.Duration) func() {
 	return func() { cancel(); <-done }
 }
 
+// StoredTime is t as a time column compared in SQL should hold it: UTC,
+// whole seconds. SQLite keeps datetimes as text whose fractional part has a
+// variable length and compares them as text; with whole seconds every value
+// has the same shape, so text order is time order on both dialects.
+func StoredTime(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
+
 // Options select the database.
 type Options struct {
 	// URL is a postgres:// URL; empty selects SQLite at SQLitePath.

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/sdk/wire"
+	"github.com/latchkey/latchkey/services/database"
 )
 
 // NonceRetention is how long past its request's timestamp a nonce is kept:
@@ -73,7 +74,7 @@ func NewNonceStore(db *gorm.DB) *NonceStore {
 // Nothing is read first (which would race) and no driver error text is
 // parsed.
 func (n *NonceStore) Use(ctx context.Context, keyID, nonce string, ts int64) (bool, error) {
-	r := &nonceReq{keyID: keyID, nonce: nonce, expires: storedTime(time.Unix(ts, 0).Add(NonceRetention)),
+	r := &nonceReq{keyID: keyID, nonce: nonce, expires: database.StoredTime(time.Unix(ts, 0).Add(NonceRetention)),
 		wake: make(chan bool, 1)}
 	n.mu.Lock()
 	n.pending = append(n.pending, r)
@@ -175,17 +176,9 @@ func (n *NonceStore) insert(ctx context.Context, batch []*nonceReq) {
 // Sweep deletes the nonces whose retention ended before now and reports how
 // many. Rows still inside their retention are kept whatever their age.
 func (n *NonceStore) Sweep(ctx context.Context, now time.Time) (int64, error) {
-	res := n.db.WithContext(ctx).Exec("DELETE FROM request_nonces WHERE expires_at < ?", storedTime(now))
+	res := n.db.WithContext(ctx).Exec("DELETE FROM request_nonces WHERE expires_at < ?", database.StoredTime(now))
 	if res.Error != nil {
 		return 0, fmt.Errorf("sdkauth: sweep nonces: %w", res.Error)
 	}
 	return res.RowsAffected, nil
-}
-
-// storedTime truncates to whole seconds in UTC. SQLite keeps datetimes as
-// text whose fractional part has a variable length, and compares them as
-// text; with whole seconds every value has the same shape, so text order is
-// time order. Request timestamps are whole seconds anyway.
-func storedTime(t time.Time) time.Time {
-	return t.UTC().Truncate(time.Second)
 }

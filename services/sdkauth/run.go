@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/latchkey/latchkey/services/database"
 )
 
 // Sweep deletes nonces whose retention has ended. Run calls it
@@ -38,7 +40,7 @@ func (a *Authenticator) FlushUsage(ctx context.Context) error {
 	a.statsMu.Unlock()
 
 	for _, p := range todo {
-		t := storedTime(time.Unix(p.used, 0))
+		t := database.StoredTime(time.Unix(p.used, 0))
 		err := a.db.WithContext(ctx).Exec(
 			"UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
 			t, p.rowID, t).Error

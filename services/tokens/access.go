@@ -13,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/sdk/wire"
 	"github.com/latchkey/latchkey/services/audit"
+	"github.com/latchkey/latchkey/services/database"
 	"github.com/latchkey/latchkey/services/errs"
 	"github.com/latchkey/latchkey/services/ids"
 	"github.com/latchkey/latchkey/services/oauth"
@@ -157,7 +158,7 @@ func (s *Service) nextRefresh(exp *time.Time, now time.Time) *time.Time {
 		return nil
 	}
 	lead := min(s.margin, exp.Sub(now)/2)
-	t := storedTime(exp.Add(-lead))
+	t := database.StoredTime(exp.Add(-lead))
 	return &t
 }
 
@@ -376,7 +377,7 @@ func (s *Service) claim(ctx context.Context, appID, credentialID string, w want,
 			}
 			return nil
 		}
-		started := storedTime(now)
+		started := database.StoredTime(now)
 		res := tx.Model(&models.Credential{}).Where("id = ? AND version = ?", row.ID, row.Version).
 			Updates(map[string]any{"refresh_state": models.RefreshInFlight, "refresh_started_at": started, "updated_at": now.UTC()})
 		if res.Error != nil {
@@ -623,7 +624,7 @@ func (s *Service) commitFailure(ctx context.Context, row models.Credential, cfg 
 		wait = max(s.backoff(failures), f.retryAfter)
 	}
 	if wait > 0 {
-		t := storedTime(now.Add(wait))
+		t := database.StoredTime(now.Add(wait))
 		next = &t
 	}
 	marked := false

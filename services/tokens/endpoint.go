@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/services/catalog"
+	"github.com/latchkey/latchkey/services/database"
 	"github.com/latchkey/latchkey/services/oauth"
 )
 
@@ -80,7 +81,7 @@ func expiry(p catalog.Provider, in expiresIn, refreshable bool, now time.Time) *
 	default:
 		return nil
 	}
-	t = storedTime(t)
+	t = database.StoredTime(t)
 	return &t
 }
 
@@ -360,8 +361,3 @@ func sanitizeCode(s string) string {
 	}
 	return b.String()
 }
-
-// storedTime truncates to whole seconds in UTC. SQLite compares datetimes
-// as text, and with whole seconds every value has the same shape, so the
-// sweep's SQL comparisons are time comparisons (as in services/sdkauth).
-func storedTime(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/sdk/wire"
+	"github.com/latchkey/latchkey/services/database"
 	"github.com/latchkey/latchkey/services/errs"
 	"github.com/latchkey/latchkey/services/oauth"
 )
@@ -72,7 +73,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepReport, error) {
 	err := s.db.WithContext(ctx).Raw(`SELECT c.id, c.app_id FROM credentials c
 		WHERE c.kind = ? AND c.refresh_state = ? AND (c.refresh_started_at IS NULL OR c.refresh_started_at <= ?)
 		ORDER BY c.refresh_started_at LIMIT ?`,
-		models.CredentialOAuth, models.RefreshInFlight, storedTime(now.Add(-s.staleAfter)), s.sweepBatch).
+		models.CredentialOAuth, models.RefreshInFlight, database.StoredTime(now.Add(-s.staleAfter)), s.sweepBatch).
 		Scan(&stuck).Error
 	if err != nil {
 		return rep, fmt.Errorf("tokens: find interrupted refreshes: %w", err)
@@ -98,7 +99,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepReport, error) {
 			AND EXISTS (SELECT 1 FROM grants g WHERE g.credential_id = c.id AND g.app_id = c.app_id AND g.status = ?)
 		ORDER BY c.expires_at LIMIT ?`,
 		models.CredentialOAuth, models.RefreshIdle, models.ProviderConfigActive,
-		storedTime(now.Add(s.margin+time.Second)), storedTime(now.Add(time.Second)), models.GrantActive, s.sweepBatch).
+		database.StoredTime(now.Add(s.margin+time.Second)), database.StoredTime(now.Add(time.Second)), models.GrantActive, s.sweepBatch).
 		Scan(&due).Error
 	if err != nil {
 		return rep, errors.Join(append(errsSeen, fmt.Errorf("tokens: find due credentials: %w", err))...)
