@@ -946,6 +946,14 @@ func (w *sdkapiWorld) testToken(t *testing.T) {
 	}
 	_, err = w.agent().Token(w.ctx, sdk.TokenRequest{GrantID: w.sysQuery})
 	w.wantErr(t, err, 403, wire.CodeNoDelegatedGrant)
+
+	// account narrows provider in retrieve mode as in the proxy: with a
+	// grant_id it is refused as a field error, and nothing is handed out.
+	body, _ = json.Marshal(wire.TokenRequest{GrantID: w.sysBearer, Account: "hubot"})
+	raw = w.perm.Raw(t, w.appKey.Reveal(), http.MethodPost, wire.PathToken, body, "application/json", nil)
+	if raw.Status != 400 || !bytes.Contains(raw.Body, []byte(`"field":"account"`)) || bytes.Contains(raw.Body, []byte(w.values["bearer-api"])) {
+		t.Errorf("token with grant_id and account: %d %s, want 400 naming the account field", raw.Status, raw.Body)
+	}
 }
 
 func (w *sdkapiWorld) testListAndGet(t *testing.T) {

@@ -98,6 +98,20 @@ type Selection struct {
 	GrantID, Provider, Account string
 }
 
+// check adds the selection's shape errors to v, so that a request hears
+// about them together with its other field errors, before anything is
+// resolved. grants.Resolve enforces the same rules as its own contract.
+func (sel Selection) check(v *errs.Validation) {
+	switch {
+	case sel.GrantID == "" && sel.Provider == "":
+		v.Add("grant_id", "give grant_id or provider")
+	case sel.GrantID != "" && sel.Provider != "":
+		v.Add("grant_id", "give grant_id or provider, not both")
+	case sel.Account != "" && sel.Provider == "":
+		v.Add("account", "narrows provider; it needs provider")
+	}
+}
+
 // authorized is a resolved grant with its open credential, ready to inject.
 type authorized struct {
 	resolved   grants.Resolved
@@ -255,14 +269,7 @@ func (s *Service) validate(req wire.ProxyRequest, info *Info) (body []byte, cont
 	if strings.TrimSpace(req.URL) == "" {
 		v.Add("url", "is required")
 	}
-	switch {
-	case req.GrantID == "" && req.Provider == "":
-		v.Add("grant_id", "give grant_id or provider")
-	case req.GrantID != "" && req.Provider != "":
-		v.Add("grant_id", "give grant_id or provider, not both")
-	case req.Account != "" && req.Provider == "":
-		v.Add("account", "narrows provider; it needs provider")
-	}
+	Selection{GrantID: req.GrantID, Provider: req.Provider, Account: req.Account}.check(&v)
 	hasJSON := len(bytes.TrimSpace(req.JSON)) > 0
 	if hasJSON && req.BodyBase64 != "" {
 		v.Add("json", "give json or body_base64, not both")
@@ -312,17 +319,13 @@ func (s *Service) Token(ctx context.Context, caller sdkauth.Caller, req wire.Tok
 	if !app.RetrieveModeEnabled {
 		return wire.TokenResponse{}, errs.Coded(wire.CodeForbidden, "retrieve mode is off for this app; use the proxy, or ask an operator to enable it")
 	}
+	sel := Selection{GrantID: req.GrantID, Provider: req.Provider, Account: req.Account}
 	var v errs.Validation
-	switch {
-	case req.GrantID == "" && req.Provider == "":
-		v.Add("grant_id", "give grant_id or provider")
-	case req.GrantID != "" && req.Provider != "":
-		v.Add("grant_id", "give grant_id or provider, not both")
-	}
+	sel.check(&v)
 	if err := v.Err(); err != nil {
 		return wire.TokenResponse{}, err
 	}
-	a, err := s.authorize(ctx, caller, Selection{GrantID: req.GrantID, Provider: req.Provider, Account: req.Account}, info)
+	a, err := s.authorize(ctx, caller, sel, info)
 	if err != nil {
 		return wire.TokenResponse{}, err
 	}
