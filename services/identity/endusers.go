@@ -17,6 +17,7 @@ import (
 	"github.com/latchkey/latchkey/sdk/wire"
 	"github.com/latchkey/latchkey/services/audit"
 	"github.com/latchkey/latchkey/services/errs"
+	"github.com/latchkey/latchkey/services/ids"
 )
 
 // profile is what a verified token says about its user.
@@ -165,42 +166,66 @@ func endUserFromModel(u models.EndUser, groups []string) EndUser {
 		Email: u.Email, DisplayName: u.DisplayName, Groups: groups, Status: u.Status}
 }
 
+// FindOrCreateTx returns the end user (want.AppID, want.Issuer,
+// want.Subject), inserting want (with a fresh id) when there is none, and
+// reports whether this call created it. Concurrent first calls for one
+// user end with the same row: the insert does nothing on conflict and the
+// row is read back. It writes no audit row; the caller knows who acted.
+func FindOrCreateTx(ctx context.Context, tx *gorm.DB, want models.EndUser) (models.EndUser, bool, error) {
+	tx = tx.WithContext(ctx)
+	key := func() *gorm.DB {
+		return tx.Where("app_id = ? AND issuer = ? AND subject = ?", want.AppID, want.Issuer, want.Subject)
+	}
+	// Read into fresh values: GORM would add a non-zero primary key to the
+	// WHERE clause.
+	var found []models.EndUser
+	if err := key().Limit(1).Find(&found).Error; err != nil {
+		return models.EndUser{}, false, fmt.Errorf("identity: load end user: %w", err)
+	}
+	if len(found) > 0 {
+		return found[0], false, nil
+	}
+	id, err := ids.New()
+	if err != nil {
+		return models.EndUser{}, false, err
+	}
+	u := want
+	u.ID = id
+	res := tx.Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "app_id"}, {Name: "issuer"}, {Name: "subject"}},
+		DoNothing: true,
+	}).Create(&u)
+	if res.Error != nil {
+		return models.EndUser{}, false, fmt.Errorf("identity: insert end user: %w", res.Error)
+	}
+	if res.RowsAffected == 1 {
+		return u, true, nil
+	}
+	if err := key().Limit(1).Find(&found).Error; err != nil || len(found) == 0 {
+		return models.EndUser{}, false, fmt.Errorf("identity: reload end user: %w", errors.Join(err, errs.ErrConflict))
+	}
+	return found[0], false, nil
+}
+
 // upsertTx creates the end user (app, issuer, subject) or refreshes its
-// profile and last_seen_at. Concurrent first calls for one user both end up
-// with the same row: the insert does nothing on conflict and the row is
-// read back.
+// profile and last_seen_at.
 func (s *Service) upsertTx(ctx context.Context, tx *gorm.DB, orgID string, want models.EndUser, now time.Time) (EndUser, error) {
 	tx = tx.WithContext(ctx)
-	var u models.EndUser
-	err := tx.Where("app_id = ? AND issuer = ? AND subject = ?", want.AppID, want.Issuer, want.Subject).Take(&u).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		u = models.EndUser{ID: uuid.NewString(), AppID: want.AppID, Issuer: want.Issuer, Subject: want.Subject,
-			Source: want.Source, Email: want.Email, DisplayName: want.DisplayName, Status: models.EndUserActive,
-			LastSeenAt: &now, CreatedAt: now, UpdatedAt: now}
-		res := tx.Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "app_id"}, {Name: "issuer"}, {Name: "subject"}},
-			DoNothing: true,
-		}).Create(&u)
-		if res.Error != nil {
-			return EndUser{}, fmt.Errorf("identity: insert end user: %w", res.Error)
-		}
-		if res.RowsAffected == 1 {
-			ev := models.AuditEvent{OrganizationID: orgID, AppID: u.AppID, Action: ActionEndUserCreate,
-				PrincipalKind: "user", PrincipalID: u.ID,
-				Context: audit.EncodeContext(map[string]string{"source": u.Source, "issuer": u.Issuer})}
-			ev.ActorKind, ev.ActorID = actorFor(u)
-			if err := s.audit.InTx(ctx, tx, ev); err != nil {
-				return EndUser{}, err
-			}
-			return endUserFromModel(u, nil), nil
-		}
-		// A concurrent call inserted it first. Read into a fresh value: GORM
-		// would add the non-zero primary key of u to the WHERE clause.
-		u = models.EndUser{}
-		err = tx.Where("app_id = ? AND issuer = ? AND subject = ?", want.AppID, want.Issuer, want.Subject).Take(&u).Error
-	}
+	u, created, err := FindOrCreateTx(ctx, tx, models.EndUser{AppID: want.AppID, Issuer: want.Issuer, Subject: want.Subject,
+		Source: want.Source, Email: want.Email, DisplayName: want.DisplayName, Status: models.EndUserActive,
+		LastSeenAt: &now, CreatedAt: now, UpdatedAt: now})
 	if err != nil {
-		return EndUser{}, fmt.Errorf("identity: load end user: %w", err)
+		return EndUser{}, err
+	}
+	if created {
+		ev := models.AuditEvent{OrganizationID: orgID, AppID: u.AppID, Action: ActionEndUserCreate,
+			PrincipalKind: "user", PrincipalID: u.ID,
+			Context: audit.EncodeContext(map[string]string{"source": u.Source, "issuer": u.Issuer})}
+		ev.ActorKind, ev.ActorID = actorFor(u)
+		if err := s.audit.InTx(ctx, tx, ev); err != nil {
+			return EndUser{}, err
+		}
+		return endUserFromModel(u, nil), nil
 	}
 	updates := map[string]any{}
 	if want.Email != "" && want.Email != u.Email {

@@ -2,13 +2,11 @@ package secrets
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/latchkey/latchkey/handlers/requestid"
 	"github.com/latchkey/latchkey/models"
@@ -16,6 +14,7 @@ import (
 	"github.com/latchkey/latchkey/services/audit"
 	"github.com/latchkey/latchkey/services/errs"
 	"github.com/latchkey/latchkey/services/grants"
+	"github.com/latchkey/latchkey/services/identity"
 	"github.com/latchkey/latchkey/services/ids"
 )
 
@@ -204,9 +203,9 @@ func (s *Service) principalID(ctx context.Context, tx *gorm.DB, app models.App, 
 	return "", fmt.Errorf("secrets: unknown principal kind %q", p.Kind)
 }
 
-// endUser finds or pre-provisions the app's end user with subject. An
-// insert racing the identity service's (or another grant's) does nothing on
-// conflict, and the row is read back.
+// endUser finds or pre-provisions the app's end user with subject, under
+// the app's IdP issuer when it has one (as identity would create it at the
+// user's first call).
 func (s *Service) endUser(ctx context.Context, tx *gorm.DB, app models.App, subject string, actor apikeys.Actor) (string, error) {
 	var idps []models.IdentityProvider
 	if err := tx.Select("id", "issuer").Where("app_id = ?", app.ID).Limit(1).Find(&idps).Error; err != nil {
@@ -216,42 +215,20 @@ func (s *Service) endUser(ctx context.Context, tx *gorm.DB, app models.App, subj
 	if len(idps) > 0 {
 		issuer, source = idps[0].Issuer, models.EndUserSourceIdP
 	}
-	key := func(q *gorm.DB) *gorm.DB {
-		return q.Where("app_id = ? AND issuer = ? AND subject = ?", app.ID, issuer, subject)
-	}
-	var users []models.EndUser
-	if err := key(tx).Limit(1).Find(&users).Error; err != nil {
-		return "", fmt.Errorf("secrets: load end user: %w", err)
-	}
-	if len(users) > 0 {
-		return users[0].ID, nil
-	}
-	id, err := uuid.NewRandom()
-	if err != nil {
-		return "", fmt.Errorf("secrets: new id: %w", err)
-	}
 	now := s.now().UTC()
 	// LastSeenAt stays nil: nobody has signed in as this user yet.
-	u := models.EndUser{ID: id.String(), AppID: app.ID, Issuer: issuer, Subject: subject, Source: source,
-		Status: models.EndUserActive, CreatedAt: now, UpdatedAt: now}
-	res := tx.Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "app_id"}, {Name: "issuer"}, {Name: "subject"}},
-		DoNothing: true,
-	}).Create(&u)
-	if res.Error != nil {
-		return "", fmt.Errorf("secrets: insert end user: %w", res.Error)
+	u, created, err := identity.FindOrCreateTx(ctx, tx, models.EndUser{AppID: app.ID, Issuer: issuer, Subject: subject,
+		Source: source, Status: models.EndUserActive, CreatedAt: now, UpdatedAt: now})
+	if err != nil {
+		return "", fmt.Errorf("secrets: %w", err)
 	}
-	if res.RowsAffected == 0 {
-		if err := key(tx).Limit(1).Find(&users).Error; err != nil || len(users) == 0 {
-			return "", fmt.Errorf("secrets: reload end user: %w", errors.Join(err, errs.ErrConflict))
+	if created {
+		if err := s.audit.InTx(ctx, tx, models.AuditEvent{OrganizationID: app.OrganizationID, AppID: app.ID,
+			Action: identity.ActionEndUserCreate, ActorKind: actor.Kind, ActorID: actor.ID,
+			PrincipalKind: models.PrincipalUser, PrincipalID: u.ID,
+			Context: audit.EncodeContext(map[string]string{"source": source, "issuer": issuer, "reason": "managed secret grant"})}); err != nil {
+			return "", err
 		}
-		return users[0].ID, nil
-	}
-	if err := s.audit.InTx(ctx, tx, models.AuditEvent{OrganizationID: app.OrganizationID, AppID: app.ID,
-		Action: ActionEndUserCreate, ActorKind: actor.Kind, ActorID: actor.ID,
-		PrincipalKind: models.PrincipalUser, PrincipalID: u.ID,
-		Context: audit.EncodeContext(map[string]string{"source": source, "issuer": issuer, "reason": "managed secret grant"})}); err != nil {
-		return "", err
 	}
 	return u.ID, nil
 }

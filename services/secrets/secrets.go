@@ -39,9 +39,6 @@ import (
 const (
 	ActionSecretCreate = "secret.create"
 	ActionSecretRotate = "secret.rotate"
-	// ActionEndUserCreate matches the identity service's action for a new
-	// end user; Grant writes it when it pre-provisions one.
-	ActionEndUserCreate = "end_user.create"
 )
 
 // Limits on input.

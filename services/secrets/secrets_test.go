@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/latchkey/latchkey/models"
@@ -14,6 +15,7 @@ import (
 	"github.com/latchkey/latchkey/services/database"
 	"github.com/latchkey/latchkey/services/errs"
 	"github.com/latchkey/latchkey/services/grants"
+	"github.com/latchkey/latchkey/services/identity"
 	"github.com/latchkey/latchkey/services/secrets"
 	"github.com/latchkey/latchkey/testutil"
 )
@@ -395,4 +397,48 @@ func TestParsePrincipal(t *testing.T) {
 			t.Errorf("%+v renders as %q", got, got.String())
 		}
 	}
+}
+
+// Granting secrets to a user nobody has seen yet, from several calls at
+// once, provisions that user once, with one end_user.create row naming who
+// provisioned it.
+func TestGrantsToAnUnseenUserProvisionItOnce(t *testing.T) {
+	testutil.ForEachDialect(t, func(t *testing.T, db *database.DB) {
+		w := newWorld(t, db)
+		ctx := context.Background()
+		const n = 6
+		var wg sync.WaitGroup
+		errc := make(chan error, n)
+		for i := 0; i < n; i++ {
+			id := w.createSecret(w.app, fmt.Sprintf("key-%d", i), value)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := w.svc.Grant(ctx, secrets.GrantInput{AppID: w.app, SecretID: id, Principal: "user:first-seen", Actor: actor})
+				errc <- err
+			}()
+		}
+		wg.Wait()
+		close(errc)
+		for err := range errc {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		var users []models.EndUser
+		w.gdb.Where("app_id = ? AND subject = ?", w.app, "first-seen").Find(&users)
+		if len(users) != 1 || users[0].LastSeenAt != nil || users[0].Source != models.EndUserSourceAppAsserted {
+			t.Fatalf("end users %+v, want one never seen, app-asserted", users)
+		}
+		var evs []models.AuditEvent
+		w.gdb.Where("action = ? AND principal_id = ?", identity.ActionEndUserCreate, users[0].ID).Find(&evs)
+		if len(evs) != 1 || evs[0].ActorKind != actor.Kind || evs[0].ActorID != actor.ID {
+			t.Fatalf("end_user.create rows %+v, want one by %+v", evs, actor)
+		}
+		var grantsTo int64
+		w.gdb.Model(&models.Grant{}).Where("principal_kind = ? AND principal_id = ?", models.PrincipalUser, users[0].ID).Count(&grantsTo)
+		if grantsTo != n {
+			t.Fatalf("%d grants to the user, want %d", grantsTo, n)
+		}
+	})
 }
