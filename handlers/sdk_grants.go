@@ -85,10 +85,7 @@ func (s *Server) sdkGetGrant(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	id := c.Param("grant_id")
-	if ev := sdkAuditEvent(c); ev != nil {
-		ev.GrantID = truncate(id, 64)
-	}
+	id := grantParam(c)
 	g, err := s.grants.Get(ctx, caller, endUser, id)
 	if err != nil {
 		return err
@@ -105,10 +102,7 @@ func (s *Server) sdkRevokeGrant(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	id := c.Param("grant_id")
-	if ev := sdkAuditEvent(c); ev != nil {
-		ev.GrantID = truncate(id, 64)
-	}
+	id := grantParam(c)
 	g, err := s.grants.Revoke(c.Request().Context(), caller, id)
 	if err != nil {
 		return err
@@ -126,10 +120,7 @@ func (s *Server) sdkRevokeDelegation(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	grantID := c.Param("grant_id")
-	if ev := sdkAuditEvent(c); ev != nil {
-		ev.GrantID = truncate(grantID, 64)
-	}
+	grantID := grantParam(c)
 	if err := s.grants.RevokeDelegation(c.Request().Context(), caller, grantID, c.Param("agent_id")); err != nil {
 		return err
 	}
@@ -175,4 +166,14 @@ func (s *Server) sdkGrantManagedSecret(c *echo.Context) error {
 		status = http.StatusCreated
 	}
 	return c.JSON(status, g)
+}
+
+// grantParam is the path's grant id, also recorded on the call's audit row
+// (bounded: it is whatever the caller sent) so that refusals name it too.
+func grantParam(c *echo.Context) string {
+	id := c.Param("grant_id")
+	if ev := sdkAuditEvent(c); ev != nil {
+		ev.GrantID = truncate(id, 64)
+	}
+	return id
 }
