@@ -99,7 +99,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 	if now == nil {
 		now = time.Now
 	}
-	db, err := database.Open(ctx, database.Options{URL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath()})
+	db, err := database.Open(ctx, database.Options{URL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath(), Logger: logger})
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,20 +62,30 @@ const CheckpointInterval = 100 * time.Millisecond
 // threshold and syncs the database file there, so one call in a few
 // hundred waited milliseconds for the others' pages; a PASSIVE checkpoint
 // on its own connection waits for no writer and makes no writer wait.
-// Failures are retried at the next tick: the WAL only grows meanwhile.
-func (d *DB) checkpoints(every time.Duration) func() {
+// Failures are retried at the next tick (the WAL only grows meanwhile);
+// the first of a run of failures is logged, and the recovery.
+func (d *DB) checkpoints(every time.Duration, logger *slog.Logger) func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		t := time.NewTicker(every)
 		defer t.Stop()
+		failing := false
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				_, _ = d.SQL.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+				_, err := d.SQL.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+				switch {
+				case err != nil && !failing && ctx.Err() == nil:
+					logger.Warn("sqlite checkpoint failed; the WAL grows until one succeeds", "error", err)
+					failing = true
+				case err == nil && failing:
+					logger.Info("sqlite checkpoints succeed again")
+					failing = false
+				}
 			}
 		}
 	}()
@@ -94,6 +105,9 @@ type Options struct {
 	SQLitePath string
 	// MaxOpenConns bounds the pool; 0 picks a default per dialect.
 	MaxOpenConns int
+	// Logger hears about background failures (SQLite checkpoints); nil
+	// discards them.
+	Logger *slog.Logger
 }
 
 // DialectOf reports the dialect a database URL selects.
@@ -160,7 +174,11 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	}
 	db := &DB{Gorm: gdb, SQL: sqlDB, Dialect: dialect}
 	if dialect == SQLite {
-		db.stopCheckpoints = db.checkpoints(CheckpointInterval)
+		logger := o.Logger
+		if logger == nil {
+			logger = slog.New(slog.DiscardHandler)
+		}
+		db.stopCheckpoints = db.checkpoints(CheckpointInterval, logger)
 	}
 	return db, nil
 }
