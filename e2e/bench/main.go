@@ -123,6 +123,9 @@ func run() error {
 		}
 		defer t.stop()
 		t.name = d.name
+		if dsn != "" {
+			t.dbCPU = cpuOfCommand("postgres")
+		}
 		targets = append(targets, t)
 	}
 
@@ -130,7 +133,7 @@ func run() error {
 	// machine weighs on every target rather than on one.
 	for r := 0; r < o.rounds; r++ {
 		for _, t := range targets {
-			t.rounds = append(t.rounds, measure(t.name, o, t.call, t.cpu))
+			t.rounds = append(t.rounds, measure(t.name, o, t))
 		}
 	}
 	if o.rate > 0 {
@@ -151,9 +154,12 @@ func run() error {
 
 // target is one thing the load is sent to, and what was measured.
 type target struct {
-	name   string
-	call   func(context.Context) error
-	cpu    func() time.Duration // nil: not measured
+	name string
+	call func(context.Context) error
+	cpu  func() time.Duration // nil: not measured
+	// dbCPU reads the CPU time of the database server's processes when they
+	// run on this machine (nil: not measured).
+	dbCPU  func() time.Duration
 	stop   func()
 	rounds []result
 	fixed  result
@@ -161,11 +167,11 @@ type target struct {
 
 func report(targets []*target, o options) {
 	fmt.Printf("closed loop, %d round(s): every connection sends its next call as soon as its last one is answered\n", o.rounds)
-	fmt.Printf("%-28s %9s %9s %9s %8s %10s %8s\n", "target", "req/s", "p50", "p99", "vs bare", "proxy CPU", "vs bare")
+	fmt.Printf("%-28s %9s %9s %9s %8s %10s %8s %10s\n", "target", "req/s", "p50", "p99", "vs bare", "proxy CPU", "vs bare", "+ db CPU")
 	bare := targets[1]
 	for _, t := range targets {
 		var lat []time.Duration
-		var rps, ratio, cpu, cpuRatio []float64
+		var rps, ratio, cpu, cpuRatio, dbCPU []float64
 		for i, r := range t.rounds {
 			lat = append(lat, r.latencies...)
 			rps = append(rps, r.rps())
@@ -173,6 +179,9 @@ func report(targets []*target, o options) {
 			if r.cpuPerCall > 0 {
 				cpu = append(cpu, float64(r.cpuPerCall))
 				cpuRatio = append(cpuRatio, float64(bare.rounds[i].cpuPerCall)/float64(r.cpuPerCall))
+			}
+			if r.dbCPUPerCall > 0 {
+				dbCPU = append(dbCPU, float64(r.dbCPUPerCall))
 			}
 		}
 		slices.Sort(lat)
@@ -182,10 +191,14 @@ func report(targets []*target, o options) {
 			cpuCol = time.Duration(median(cpu)).Round(100 * time.Nanosecond).String()
 			cpuRatioCol = fmt.Sprintf("%.2fx", median(cpuRatio))
 		}
-		fmt.Printf("%-28s %9.0f %9s %9s %7.2fx %10s %8s\n", t.name, median(rps), all.pct(50), all.pct(99), median(ratio), cpuCol, cpuRatioCol)
+		dbCol := ""
+		if len(dbCPU) > 0 {
+			dbCol = time.Duration(median(dbCPU)).Round(100 * time.Nanosecond).String()
+		}
+		fmt.Printf("%-28s %9.0f %9s %9s %7.2fx %10s %8s %10s\n", t.name, median(rps), all.pct(50), all.pct(99), median(ratio), cpuCol, cpuRatioCol, dbCol)
 	}
 	fmt.Println("req/s and the ratios are medians over the rounds (each ratio taken within one round); p50/p99 pool every round.")
-	fmt.Println("proxy CPU: user+system CPU time of the proxy's own process per call (PostgreSQL's server processes not included).")
+	fmt.Println("proxy CPU: user+system CPU time of the proxy's own process per call; + db CPU: that of PostgreSQL's processes on this machine.")
 	if o.rate <= 0 {
 		return
 	}
@@ -288,23 +301,50 @@ func serveBareProxy(target string) error {
 // systems the CPU columns stay empty.
 func cpuOf(pid int) func() time.Duration {
 	return func() time.Duration {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return 0
-		}
-		// Fields after the parenthesised command name; utime and stime are
-		// the 14th and 15th fields overall, in clock ticks (100 per second
-		// on Linux).
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) < 13 {
-			return 0
-		}
-		var ut, st int64
-		fmt.Sscan(f[11], &ut)
-		fmt.Sscan(f[12], &st)
-		return time.Duration(ut+st) * 10 * time.Millisecond
+		_, cpu := procStat(fmt.Sprintf("/proc/%d/stat", pid))
+		return cpu
 	}
+}
+
+// cpuOfCommand sums the CPU time of every process whose command name is
+// comm: a database server's backends come and go with connections, so they
+// are found anew at each reading. A backend that exits between two readings
+// takes its share with it; the pools here keep theirs open.
+func cpuOfCommand(comm string) func() time.Duration {
+	return func() time.Duration {
+		stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+		var sum time.Duration
+		for _, p := range stats {
+			if name, cpu := procStat(p); name == comm {
+				sum += cpu
+			}
+		}
+		return sum
+	}
+}
+
+// procStat reads a /proc/<pid>/stat file: the command name and the
+// user+system CPU time.
+func procStat(path string) (string, time.Duration) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", 0
+	}
+	s := string(b)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return "", 0
+	}
+	// Fields after the parenthesised command name; utime and stime are the
+	// 14th and 15th fields overall, in clock ticks (100 per second on Linux).
+	f := strings.Fields(s[end+1:])
+	if len(f) < 13 {
+		return "", 0
+	}
+	var ut, st int64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return s[open+1 : end], time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 type server struct {
@@ -492,7 +532,9 @@ type result struct {
 	errors     int64
 	elapsed    time.Duration
 	cpuPerCall time.Duration
-	dropped    int64
+	// dbCPUPerCall is the database server's CPU time per call, when measured.
+	dbCPUPerCall time.Duration
+	dropped      int64
 }
 
 func (r result) rps() float64 { return float64(len(r.latencies)) / r.elapsed.Seconds() }
@@ -509,7 +551,8 @@ func (r result) pct(p float64) string { return r.pctDur(p).Round(time.Microsecon
 
 // measure runs call from o.concurrency goroutines in a closed loop: warm-up
 // first (connections, caches), then o.duration measured.
-func measure(name string, o options, call func(context.Context) error, cpu func() time.Duration) result {
+func measure(name string, o options, t *target) result {
+	call := t.call
 	var mu sync.Mutex
 	var all []time.Duration
 	var failed atomic.Int64
@@ -548,14 +591,20 @@ func measure(name string, o options, call func(context.Context) error, cpu func(
 		return time.Since(start)
 	}
 	phase(o.warmup, false)
-	var cpu0 time.Duration
-	if cpu != nil {
-		cpu0 = cpu()
+	var cpu0, db0 time.Duration
+	if t.cpu != nil {
+		cpu0 = t.cpu()
+	}
+	if t.dbCPU != nil {
+		db0 = t.dbCPU()
 	}
 	elapsed := phase(o.duration, true)
 	r := result{name: name, latencies: all, errors: failed.Load(), elapsed: elapsed}
-	if cpu != nil && len(all) > 0 {
-		r.cpuPerCall = (cpu() - cpu0) / time.Duration(len(all))
+	if t.cpu != nil && len(all) > 0 {
+		r.cpuPerCall = (t.cpu() - cpu0) / time.Duration(len(all))
+	}
+	if t.dbCPU != nil && len(all) > 0 {
+		r.dbCPUPerCall = (t.dbCPU() - db0) / time.Duration(len(all))
 	}
 	slices.Sort(all)
 	if e := firstErr.Load(); e != nil {
