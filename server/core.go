@@ -157,12 +157,10 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 	grantSvc := grants.New(db.Gorm, v, al, now, grants.WithOnChange(proxyCache.Invalidate),
 		grants.WithTokens(grantTokens{tokenSvc}), grants.WithLogger(logger))
 	identitySvc := identity.New(db.Gorm, v, al, &http.Client{Timeout: identity.DefaultDiscoveryTimeout}, now)
-	callWriters := 1 // SQLite has one writer whatever we do
 	// On SQLite the hot-path writers (nonces, call audit rows) take turns
 	// in process rather than in SQLite's sleeping busy handler.
 	var hotWrites sync.Locker = &sync.Mutex{}
 	if db.Dialect == database.Postgres {
-		callWriters = 4 // PostgreSQL commits several batches at once
 		hotWrites = nil
 	}
 	core := &Core{
@@ -181,7 +179,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 		// key sets it fetches for the life of the process.
 		Identity:   identitySvc,
 		SDKAuth:    sdkauth.New(db.Gorm, v, al, now, sdkauth.WithLogger(logger), sdkauth.WithWriteLock(hotWrites)),
-		AuditCalls: audit.NewBatcher(al, audit.BatchOptions{Writers: callWriters, WriteLock: hotWrites}),
+		AuditCalls: audit.NewBatcher(al, audit.BatchOptions{WriteLock: hotWrites}),
 		Catalog:    cat,
 		Egress:     eg,
 		Proxy:      proxy.New(db.Gorm, identitySvc, grantSvc, eg, oauthSvc, proxyCache),

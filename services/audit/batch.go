@@ -20,17 +20,21 @@ var ErrClosed = errors.New("audit: batcher closed")
 // acknowledged before it is durable, and under load one INSERT carries many
 // rows instead of one transaction per call. There is no timer: an idle
 // batcher writes a lone row immediately.
+//
+// There is one writer, on PostgreSQL too: several writers commit smaller
+// batches side by side, and every commit costs the database a WAL flush.
+// With one, the rows that arrive during a commit all ride the next one; on
+// the proxy benchmark that cut PostgreSQL's CPU per call by about a third
+// and raised throughput (docs/performance.md).
 type Batcher struct {
-	log     *Log
-	queue   chan pending
-	max     int
-	writers int
-	lock    sync.Locker
+	log   *Log
+	queue chan pending
+	max   int
+	lock  sync.Locker
 
-	mu      sync.RWMutex
-	closed  bool
-	stopped chan struct{}
-	wg      sync.WaitGroup
+	mu     sync.RWMutex
+	closed bool
+	wg     sync.WaitGroup
 }
 
 type pending struct {
@@ -42,28 +46,20 @@ type pending struct {
 type BatchOptions struct {
 	// MaxBatch bounds the rows per INSERT (default 256).
 	MaxBatch int
-	// Writers is the number of concurrent writers (default 1; PostgreSQL
-	// benefits from a few, SQLite has one writer anyway).
-	Writers int
 	// WriteLock, when set, is held around each INSERT so that hot-path
 	// writers of one process take turns instead of racing for SQLite's
 	// single write lock (whose busy handler sleeps in milliseconds).
 	WriteLock sync.Locker
 }
 
-// NewBatcher starts the writers; Close stops them after draining the queue.
+// NewBatcher starts the writer; Close stops it after draining the queue.
 func NewBatcher(l *Log, o BatchOptions) *Batcher {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256
 	}
-	if o.Writers <= 0 {
-		o.Writers = 1
-	}
-	b := &Batcher{log: l, queue: make(chan pending, o.MaxBatch*o.Writers*4), max: o.MaxBatch, writers: o.Writers, lock: o.WriteLock, stopped: make(chan struct{})}
-	for i := 0; i < o.Writers; i++ {
-		b.wg.Add(1)
-		go b.writer()
-	}
+	b := &Batcher{log: l, queue: make(chan pending, o.MaxBatch*4), max: o.MaxBatch, lock: o.WriteLock}
+	b.wg.Add(1)
+	go b.writer()
 	return b
 }
 
