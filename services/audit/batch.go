@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sync"
 
-	"gorm.io/gorm"
-
 	"github.com/latchkey/latchkey/models"
 )
 
@@ -131,8 +129,7 @@ func (b *Batcher) insert(rows []models.AuditEvent) error {
 	}
 	// A background context: the rows belong to calls that are waiting, and a
 	// half-cancelled batch would fail callers whose own contexts are fine.
-	err := b.log.db.WithContext(context.Background()).Session(&gorm.Session{CreateBatchSize: b.max}).Create(&rows).Error
-	if err != nil {
+	if err := insertRows(context.Background(), b.log.db, rows); err != nil {
 		return fmt.Errorf("audit: write %d row(s): %w", len(rows), err)
 	}
 	return nil

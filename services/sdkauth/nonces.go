@@ -41,7 +41,8 @@ const nonceBatchTimeout = 10 * time.Second
 // commit) instead of one each. A lone request goes straight through; nobody
 // waits on a timer.
 type NonceStore struct {
-	db *gorm.DB
+	db       *gorm.DB
+	postgres bool
 	// lock, when set, is held around each INSERT (see WithWriteLock).
 	lock sync.Locker
 
@@ -62,7 +63,7 @@ type nonceReq struct {
 
 // NewNonceStore returns a store over db.
 func NewNonceStore(db *gorm.DB) *NonceStore {
-	return &NonceStore{db: db}
+	return &NonceStore{db: db, postgres: db.Dialector.Name() == "postgres"}
 }
 
 // Use records the nonce of a request signed at ts (Unix seconds) and
@@ -121,23 +122,15 @@ func (n *NonceStore) Use(ctx context.Context, keyID, nonce string, ts int64) (bo
 func (n *NonceStore) insert(ctx context.Context, batch []*nonceReq) {
 	type pair struct{ keyID, nonce string }
 	first := make(map[pair]*nonceReq, len(batch))
-	var sb strings.Builder
-	args := make([]any, 0, 3*len(batch))
-	sb.WriteString("INSERT INTO request_nonces (key_id, nonce, expires_at) VALUES ")
+	unique := make([]*nonceReq, 0, len(batch))
 	for _, r := range batch {
 		p := pair{r.keyID, r.nonce}
 		if _, dup := first[p]; dup {
 			continue
 		}
 		first[p] = r
-		if len(args) > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString("(?, ?, ?)")
-		args = append(args, r.keyID, r.nonce, r.expires)
+		unique = append(unique, r)
 	}
-	sb.WriteString(" ON CONFLICT (key_id, nonce) DO NOTHING RETURNING key_id, nonce")
-
 	fail := func(err error) {
 		for _, r := range batch {
 			r.fresh, r.err = false, fmt.Errorf("sdkauth: record nonce: %w", err)
@@ -147,7 +140,10 @@ func (n *NonceStore) insert(ctx context.Context, batch []*nonceReq) {
 		n.lock.Lock()
 		defer n.lock.Unlock()
 	}
-	rows, err := n.db.WithContext(ctx).Raw(sb.String(), args...).Rows()
+	query, args := n.insertStatement(unique)
+	// The pool itself, not GORM: GORM would expand the PostgreSQL arrays
+	// into lists of placeholders.
+	rows, err := n.db.WithContext(ctx).Statement.ConnPool.QueryContext(ctx, query, args...)
 	if err != nil {
 		fail(err)
 		return
@@ -171,6 +167,39 @@ func (n *NonceStore) insert(ctx context.Context, batch []*nonceReq) {
 	for _, r := range inserted {
 		r.fresh = true
 	}
+}
+
+// postgresNonceInsert takes the batch as three arrays: one statement text
+// whatever the batch size, so PostgreSQL parses and plans it once per
+// connection, instead of once per batch size, with a parse tree that does
+// not grow with the batch.
+const postgresNonceInsert = `INSERT INTO request_nonces (key_id, nonce, expires_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+ON CONFLICT (key_id, nonce) DO NOTHING RETURNING key_id, nonce`
+
+// insertStatement is the INSERT … ON CONFLICT DO NOTHING RETURNING for reqs
+// in the store's dialect.
+func (n *NonceStore) insertStatement(reqs []*nonceReq) (string, []any) {
+	if n.postgres {
+		keyIDs, nonces, expires := make([]string, len(reqs)), make([]string, len(reqs)), make([]time.Time, len(reqs))
+		for i, r := range reqs {
+			keyIDs[i], nonces[i], expires[i] = r.keyID, r.nonce, r.expires
+		}
+		return postgresNonceInsert, []any{keyIDs, nonces, expires}
+	}
+	// SQLite has no array parameters: one row of placeholders per nonce.
+	var sb strings.Builder
+	args := make([]any, 0, 3*len(reqs))
+	sb.WriteString("INSERT INTO request_nonces (key_id, nonce, expires_at) VALUES ")
+	for i, r := range reqs {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(?, ?, ?)")
+		args = append(args, r.keyID, r.nonce, r.expires)
+	}
+	sb.WriteString(" ON CONFLICT (key_id, nonce) DO NOTHING RETURNING key_id, nonce")
+	return sb.String(), args
 }
 
 // Sweep deletes the nonces whose retention ended before now and reports how
