@@ -2,12 +2,14 @@ package models
 
 import "time"
 
-// RequestNonce remembers a (key id, nonce) pair until its timestamp window
-// has passed; the primary key makes replay refusal hold across replicas.
+// RequestNonce remembers a request's (key id, timestamp, nonce) until its
+// timestamp window has passed; the primary key makes replay refusal hold
+// across replicas. ExpiresAt stands for the signed timestamp (it is the
+// timestamp plus a fixed retention) and leads the key, so new rows append.
 type RequestNonce struct {
-	KeyID     string `gorm:"primaryKey"`
-	Nonce     string `gorm:"primaryKey"`
-	ExpiresAt time.Time
+	ExpiresAt time.Time `gorm:"primaryKey"`
+	KeyID     string    `gorm:"primaryKey"`
+	Nonce     string    `gorm:"primaryKey"`
 }
 
 func (RequestNonce) TableName() string { return "request_nonces" }

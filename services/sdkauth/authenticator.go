@@ -223,7 +223,7 @@ func (a *Authenticator) AuthenticateHeaders(ctx context.Context, method, target 
 	}
 	if !fresh {
 		return Caller{}, d.refuse(wire.CodeReplayedRequest,
-			"This key id and nonce were already used; sign every request, retries included, afresh.")
+			"This request (key id, timestamp and nonce) was already accepted; sign every request, retries included, afresh.")
 	}
 	// From here the request provably comes from the key holder.
 	d.verified, d.caller = true, h.Caller

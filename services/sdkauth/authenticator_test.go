@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -290,6 +291,17 @@ func TestAuthenticateRefuses(t *testing.T) {
 				r.header.Set(wire.HeaderAgent, w.agent.Agent.ID)
 				return r
 			}, wire.CodeInvalidSignature, true},
+			{"replay with its timestamp moved is invalid_signature", func(t *testing.T) signedRequest {
+				// The replay identity includes the timestamp; moving it to
+				// dodge the nonce check breaks the signature instead.
+				r := e.sign(w.appKey.APIKey, "GET", "/sdk/v1/me", nil, nil)
+				if _, err := e.authenticate(e.auth, r.clone()); err != nil {
+					t.Fatalf("first use refused: %v", err)
+				}
+				ts, _ := strconv.ParseInt(r.header.Get(wire.HeaderTimestamp), 10, 64)
+				r.header.Set(wire.HeaderTimestamp, strconv.FormatInt(ts+1, 10))
+				return r
+			}, wire.CodeInvalidSignature, true},
 			{"replayed nonce is replayed_request", func(t *testing.T) signedRequest {
 				r := e.sign(w.appKey.APIKey, "GET", "/sdk/v1/me", nil, nil)
 				if _, err := e.authenticate(e.auth, r.clone()); err != nil {
@@ -483,6 +495,35 @@ func TestReplayIsRefusedAcrossReplicas(t *testing.T) {
 	})
 }
 
+// A replay repeats the signed timestamp, so the nonce store refuses a key
+// id, timestamp and nonce it has seen; the same nonce signed at another
+// second is another request (docs/sdk-protocol.md, "Replay refusal").
+func TestReplayIdentityIsKeyTimestampAndNonce(t *testing.T) {
+	testutil.ForEachDialect(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		store := NewNonceStore(db.Gorm)
+		const key, other = "lk_app_aaaaaaaaaaaaaaaa", "lk_app_bbbbbbbbbbbbbbbb"
+		ts := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).Unix()
+		for _, c := range []struct {
+			name      string
+			key       string
+			ts        int64
+			wantFresh bool
+		}{
+			{"first use", key, ts, true},
+			{"same key, timestamp and nonce is a replay", key, ts, false},
+			{"same nonce one second later", key, ts + 1, true},
+			{"same nonce and timestamp with another key", other, ts, true},
+			{"the later one replayed", key, ts + 1, false},
+		} {
+			fresh, err := store.Use(ctx, c.key, "nonce-0123456789abcdef", c.ts)
+			if err != nil || fresh != c.wantFresh {
+				t.Fatalf("%s: fresh=%v err=%v, want fresh=%v", c.name, fresh, err, c.wantFresh)
+			}
+		}
+	})
+}
+
 func TestSweepRemovesOnlyExpiredNonces(t *testing.T) {
 	testutil.ForEachDialect(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
@@ -518,8 +559,9 @@ func TestSweepRemovesOnlyExpiredNonces(t *testing.T) {
 		if fmt.Sprint(left) != fmt.Sprint(want) {
 			t.Fatalf("left %v, want %v", left, want)
 		}
-		// A kept nonce still refuses a replay.
-		if fresh, err := store.Use(ctx, "lk_app_aaaaaaaaaaaaaaaa", "still-in-window-00", now.Unix()); err != nil || fresh {
+		// A kept nonce still refuses a replay: the same key, timestamp and
+		// nonce.
+		if fresh, err := store.Use(ctx, "lk_app_aaaaaaaaaaaaaaaa", "still-in-window-00", now.Unix()-300); err != nil || fresh {
 			t.Fatalf("replay of a kept nonce: fresh=%v err=%v", fresh, err)
 		}
 	})

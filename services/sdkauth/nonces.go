@@ -31,9 +31,14 @@ const maxNonceBatch = 500
 // several requests, so it cannot follow any single request's context.
 const nonceBatchTimeout = 10 * time.Second
 
-// NonceStore remembers (key id, nonce) pairs in request_nonces so that a
-// signed request is accepted at most once, across every replica that shares
-// the database: the table's primary key is the arbiter, not any process.
+// NonceStore remembers each request's (key id, timestamp, nonce) in
+// request_nonces so that a signed request is accepted at most once, across
+// every replica that shares the database: the table's primary key is the
+// arbiter, not any process. The timestamp belongs to the identity because it
+// is signed: a replay repeats it, while a key holder who signs the same
+// nonce at another second has sent another request (the rule of OAuth 1.0,
+// RFC 5849 §3.3). Rows keyed by time first append at the end of the key
+// rather than land on random pages (docs/sdk-protocol.md).
 //
 // Concurrent calls are grouped: while one INSERT is in flight, the requests
 // that arrive queue up and the next INSERT carries all of them, so a busy
@@ -67,8 +72,8 @@ func NewNonceStore(db *gorm.DB) *NonceStore {
 }
 
 // Use records the nonce of a request signed at ts (Unix seconds) and
-// reports whether it was fresh. false means the pair was already recorded:
-// a replay.
+// reports whether it was fresh. false means the same key id, timestamp and
+// nonce were already recorded: a replay.
 //
 // The verdict comes from INSERT … ON CONFLICT DO NOTHING RETURNING on both
 // dialects: the rows the database actually inserted are the fresh ones.
@@ -116,15 +121,18 @@ func (n *NonceStore) Use(ctx context.Context, keyID, nonce string, ts int64) (bo
 	return r.fresh, r.err
 }
 
-// insert records a batch and sets every request's verdict. A pair that
+// insert records a batch and sets every request's verdict. A request that
 // appears twice in one batch (a replay racing its original inside this
 // process) is inserted once; the later copy is the replay.
 func (n *NonceStore) insert(ctx context.Context, batch []*nonceReq) {
-	type pair struct{ keyID, nonce string }
-	first := make(map[pair]*nonceReq, len(batch))
+	type ident struct {
+		keyID, nonce string
+		expires      int64 // Unix seconds
+	}
+	first := make(map[ident]*nonceReq, len(batch))
 	unique := make([]*nonceReq, 0, len(batch))
 	for _, r := range batch {
-		p := pair{r.keyID, r.nonce}
+		p := ident{r.keyID, r.nonce, r.expires.Unix()}
 		if _, dup := first[p]; dup {
 			continue
 		}
@@ -151,11 +159,13 @@ func (n *NonceStore) insert(ctx context.Context, batch []*nonceReq) {
 	defer rows.Close()
 	var inserted []*nonceReq
 	for rows.Next() {
-		var p pair
-		if err := rows.Scan(&p.keyID, &p.nonce); err != nil {
+		var p ident
+		var expires time.Time
+		if err := rows.Scan(&p.keyID, &p.nonce, &expires); err != nil {
 			fail(err)
 			return
 		}
+		p.expires = expires.Unix()
 		if r := first[p]; r != nil {
 			inserted = append(inserted, r)
 		}
@@ -175,7 +185,7 @@ func (n *NonceStore) insert(ctx context.Context, batch []*nonceReq) {
 // not grow with the batch.
 const postgresNonceInsert = `INSERT INTO request_nonces (key_id, nonce, expires_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
-ON CONFLICT (key_id, nonce) DO NOTHING RETURNING key_id, nonce`
+ON CONFLICT (expires_at, key_id, nonce) DO NOTHING RETURNING key_id, nonce, expires_at`
 
 // insertStatement is the INSERT … ON CONFLICT DO NOTHING RETURNING for reqs
 // in the store's dialect.
@@ -198,7 +208,7 @@ func (n *NonceStore) insertStatement(reqs []*nonceReq) (string, []any) {
 		sb.WriteString("(?, ?, ?)")
 		args = append(args, r.keyID, r.nonce, r.expires)
 	}
-	sb.WriteString(" ON CONFLICT (key_id, nonce) DO NOTHING RETURNING key_id, nonce")
+	sb.WriteString(" ON CONFLICT (expires_at, key_id, nonce) DO NOTHING RETURNING key_id, nonce, expires_at")
 	return sb.String(), args
 }
 
