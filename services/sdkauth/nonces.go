@@ -46,8 +46,7 @@ const nonceBatchTimeout = 10 * time.Second
 // commit) instead of one each. A lone request goes straight through; nobody
 // waits on a timer.
 type NonceStore struct {
-	db       *gorm.DB
-	postgres bool
+	db *gorm.DB
 	// lock, when set, is held around each INSERT (see WithWriteLock).
 	lock sync.Locker
 
@@ -68,7 +67,7 @@ type nonceReq struct {
 
 // NewNonceStore returns a store over db.
 func NewNonceStore(db *gorm.DB) *NonceStore {
-	return &NonceStore{db: db, postgres: db.Dialector.Name() == "postgres"}
+	return &NonceStore{db: db}
 }
 
 // Use records the nonce of a request signed at ts (Unix seconds) and
@@ -130,15 +129,23 @@ func (n *NonceStore) insert(ctx context.Context, batch []*nonceReq) {
 		expires      int64 // Unix seconds
 	}
 	first := make(map[ident]*nonceReq, len(batch))
-	unique := make([]*nonceReq, 0, len(batch))
+	var sb strings.Builder
+	args := make([]any, 0, 3*len(batch))
+	sb.WriteString("INSERT INTO request_nonces (key_id, nonce, expires_at) VALUES ")
 	for _, r := range batch {
 		p := ident{r.keyID, r.nonce, r.expires.Unix()}
 		if _, dup := first[p]; dup {
 			continue
 		}
 		first[p] = r
-		unique = append(unique, r)
+		if len(args) > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(?, ?, ?)")
+		args = append(args, r.keyID, r.nonce, r.expires)
 	}
+	sb.WriteString(" ON CONFLICT (expires_at, key_id, nonce) DO NOTHING RETURNING key_id, nonce, expires_at")
+
 	fail := func(err error) {
 		for _, r := range batch {
 			r.fresh, r.err = false, fmt.Errorf("sdkauth: record nonce: %w", err)
@@ -148,10 +155,7 @@ func (n *NonceStore) insert(ctx context.Context, batch []*nonceReq) {
 		n.lock.Lock()
 		defer n.lock.Unlock()
 	}
-	query, args := n.insertStatement(unique)
-	// The pool itself, not GORM: GORM would expand the PostgreSQL arrays
-	// into lists of placeholders.
-	rows, err := n.db.WithContext(ctx).Statement.ConnPool.QueryContext(ctx, query, args...)
+	rows, err := n.db.WithContext(ctx).Raw(sb.String(), args...).Rows()
 	if err != nil {
 		fail(err)
 		return
@@ -177,39 +181,6 @@ func (n *NonceStore) insert(ctx context.Context, batch []*nonceReq) {
 	for _, r := range inserted {
 		r.fresh = true
 	}
-}
-
-// postgresNonceInsert takes the batch as three arrays: one statement text
-// whatever the batch size, so PostgreSQL parses and plans it once per
-// connection, instead of once per batch size, with a parse tree that does
-// not grow with the batch.
-const postgresNonceInsert = `INSERT INTO request_nonces (key_id, nonce, expires_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
-ON CONFLICT (expires_at, key_id, nonce) DO NOTHING RETURNING key_id, nonce, expires_at`
-
-// insertStatement is the INSERT … ON CONFLICT DO NOTHING RETURNING for reqs
-// in the store's dialect.
-func (n *NonceStore) insertStatement(reqs []*nonceReq) (string, []any) {
-	if n.postgres {
-		keyIDs, nonces, expires := make([]string, len(reqs)), make([]string, len(reqs)), make([]time.Time, len(reqs))
-		for i, r := range reqs {
-			keyIDs[i], nonces[i], expires[i] = r.keyID, r.nonce, r.expires
-		}
-		return postgresNonceInsert, []any{keyIDs, nonces, expires}
-	}
-	// SQLite has no array parameters: one row of placeholders per nonce.
-	var sb strings.Builder
-	args := make([]any, 0, 3*len(reqs))
-	sb.WriteString("INSERT INTO request_nonces (key_id, nonce, expires_at) VALUES ")
-	for i, r := range reqs {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString("(?, ?, ?)")
-		args = append(args, r.keyID, r.nonce, r.expires)
-	}
-	sb.WriteString(" ON CONFLICT (expires_at, key_id, nonce) DO NOTHING RETURNING key_id, nonce, expires_at")
-	return sb.String(), args
 }
 
 // Sweep deletes the nonces whose retention ended before now and reports how
