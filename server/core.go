@@ -158,10 +158,16 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 		grants.WithTokens(grantTokens{tokenSvc}), grants.WithLogger(logger))
 	identitySvc := identity.New(db.Gorm, v, al, &http.Client{Timeout: identity.DefaultDiscoveryTimeout}, now)
 	// On SQLite the hot-path writers (nonces, call audit rows) take turns
-	// in process rather than in SQLite's sleeping busy handler.
+	// in process rather than in SQLite's sleeping busy handler, and an audit
+	// INSERT carries at most 32 rows: the pure-Go driver binds parameters in
+	// time quadratic in their number, so a batch of 256 rows (6 144
+	// parameters) costs more per row than eight batches of 32
+	// (BenchmarkBatcherManyCallers). PostgreSQL takes the default, larger
+	// batches.
 	var hotWrites sync.Locker = &sync.Mutex{}
+	auditBatch := 32
 	if db.Dialect == database.Postgres {
-		hotWrites = nil
+		hotWrites, auditBatch = nil, 0
 	}
 	core := &Core{
 		Config:  cfg,
@@ -179,7 +185,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Core
 		// key sets it fetches for the life of the process.
 		Identity:   identitySvc,
 		SDKAuth:    sdkauth.New(db.Gorm, v, al, now, sdkauth.WithLogger(logger), sdkauth.WithWriteLock(hotWrites)),
-		AuditCalls: audit.NewBatcher(al, audit.BatchOptions{WriteLock: hotWrites}),
+		AuditCalls: audit.NewBatcher(al, audit.BatchOptions{MaxBatch: auditBatch, WriteLock: hotWrites}),
 		Catalog:    cat,
 		Egress:     eg,
 		Proxy:      proxy.New(db.Gorm, identitySvc, grantSvc, eg, oauthSvc, proxyCache),
