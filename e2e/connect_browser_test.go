@@ -141,6 +141,13 @@ func newConnectStage(t *testing.T, launcher string) *connectStage {
 // hostHandler is the app embedding Connect: its backend mints the session
 // with the app key; its page opens the popup with the chosen launcher.
 func (st *connectStage) hostHandler(t *testing.T, launcher string) http.Handler {
+	// The published package comes from the npm registry through make test.
+	// Without it the page cannot open the popup, and the test would only
+	// say so after its timeout.
+	alterConnect := filepath.Join("..", "node_modules", "@alter-ai", "connect", "dist", "alter-connect.umd.js")
+	if _, err := os.Stat(alterConnect); launcher == "alter" && err != nil {
+		t.Fatalf("@alter-ai/connect is not installed (run make test, which runs npm ci): %v", err)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/session", func(w http.ResponseWriter, r *http.Request) {
 		res, err := st.app.CreateConnectSession(r.Context(), st.sessionReq())
@@ -154,8 +161,7 @@ func (st *connectStage) hostHandler(t *testing.T, launcher string) http.Handler 
 		json.NewEncoder(w).Encode(map[string]string{"session_token": res.SessionToken})
 	})
 	mux.HandleFunc("/vendor/alter-connect.umd.js", func(w http.ResponseWriter, r *http.Request) {
-		// The published package, installed from the npm registry by make test.
-		b, err := os.ReadFile(filepath.Join("..", "node_modules", "@alter-ai", "connect", "dist", "alter-connect.umd.js"))
+		b, err := os.ReadFile(alterConnect)
 		if err != nil {
 			http.Error(w, "run npm ci: "+err.Error(), 500)
 			return
