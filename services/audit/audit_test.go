@@ -123,6 +123,46 @@ func TestBatchWritesEveryField(t *testing.T) {
 	})
 }
 
+// Callers wait for their row's verdict whatever their own context says, so
+// a database that stops answering must fail them after the write timeout,
+// not hold every SDK call. Here another session holds a lock the INSERT
+// needs. PostgreSQL only: on SQLite the wait for the write lock is SQLite's
+// own busy timeout (10 s, services/database), which the driver does not
+// cut short, so that is the bound there.
+func TestBatcherGivesUpOnAStuckDatabase(t *testing.T) {
+	db := testutil.NewDB(t, database.Postgres)
+	ctx := context.Background()
+	other := testutil.Reopen(t, db)
+	conn, err := other.SQL.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN; LOCK TABLE audit_events IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	b := audit.NewBatcher(audit.New(db.Gorm, nil), audit.BatchOptions{WriteTimeout: 300 * time.Millisecond})
+	defer b.Close()
+	start := time.Now()
+	err = b.Record(ctx, benchEvent)
+	if err == nil {
+		t.Fatal("a row was acknowledged while the database could not write it")
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("the call waited %v for a stuck database", waited)
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	// Once the database answers again, so does the batcher.
+	if err := b.Record(ctx, benchEvent); err != nil {
+		t.Fatalf("after the lock: %v", err)
+	}
+	if n := countRows(t, db); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
+	}
+}
+
 func TestBatcherReportsWriteFailureToEveryCaller(t *testing.T) {
 	db := testutil.NewDB(t, database.SQLite)
 	l := audit.New(db.Gorm, nil)

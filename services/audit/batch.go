@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/latchkey/latchkey/models"
 )
@@ -25,10 +26,11 @@ var ErrClosed = errors.New("audit: batcher closed")
 // the proxy benchmark that cut PostgreSQL's CPU per call by about a third
 // and raised throughput (docs/performance.md).
 type Batcher struct {
-	log   *Log
-	queue chan pending
-	max   int
-	lock  sync.Locker
+	log     *Log
+	queue   chan pending
+	max     int
+	timeout time.Duration
+	lock    sync.Locker
 
 	mu     sync.RWMutex
 	closed bool
@@ -44,6 +46,10 @@ type pending struct {
 type BatchOptions struct {
 	// MaxBatch bounds the rows per INSERT (default 256).
 	MaxBatch int
+	// WriteTimeout bounds one INSERT (default 10 s). Callers wait for their
+	// row's verdict whatever their own context says, so without a bound one
+	// stuck connection would hold every SDK call.
+	WriteTimeout time.Duration
 	// WriteLock, when set, is held around each INSERT so that hot-path
 	// writers of one process take turns instead of racing for SQLite's
 	// single write lock (whose busy handler sleeps in milliseconds).
@@ -55,7 +61,10 @@ func NewBatcher(l *Log, o BatchOptions) *Batcher {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256
 	}
-	b := &Batcher{log: l, queue: make(chan pending, o.MaxBatch*4), max: o.MaxBatch, lock: o.WriteLock}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	b := &Batcher{log: l, queue: make(chan pending, o.MaxBatch*4), max: o.MaxBatch, timeout: o.WriteTimeout, lock: o.WriteLock}
 	b.wg.Add(1)
 	go b.writer()
 	return b
@@ -127,9 +136,12 @@ func (b *Batcher) insert(rows []models.AuditEvent) error {
 		b.lock.Lock()
 		defer b.lock.Unlock()
 	}
-	// A background context: the rows belong to calls that are waiting, and a
-	// half-cancelled batch would fail callers whose own contexts are fine.
-	if err := insertRows(context.Background(), b.log.db, rows); err != nil {
+	// Not any caller's context: the rows belong to calls that are waiting,
+	// and a half-cancelled batch would fail callers whose own contexts are
+	// fine. The timeout bounds how long they all wait.
+	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+	defer cancel()
+	if err := insertRows(ctx, b.log.db, rows); err != nil {
 		return fmt.Errorf("audit: write %d row(s): %w", len(rows), err)
 	}
 	return nil
