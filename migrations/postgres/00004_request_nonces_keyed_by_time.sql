@@ -6,6 +6,10 @@
 -- as many random pages as it has rows (each of which, first touched after a
 -- checkpoint, costs a full page image in the WAL), and lets the sweep delete
 -- a range of that same key instead of needing an index of its own.
+--
+-- A replica still running an older binary fails every signed request after
+-- this migration (its INSERT names the old key): stop old replicas before
+-- the first new one starts (docs/architecture.md, "Upgrading replicas").
 
 -- +goose Up
 ALTER TABLE request_nonces DROP CONSTRAINT request_nonces_pkey;
