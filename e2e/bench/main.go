@@ -123,7 +123,7 @@ func run() error {
 		}
 		defer t.stop()
 		t.name = d.name
-		if dsn != "" {
+		if dsn != "" && isLoopback(o.pgURL) {
 			t.dbCPU = cpuOfCommand("postgres")
 		}
 		targets = append(targets, t)
@@ -301,50 +301,70 @@ func serveBareProxy(target string) error {
 // systems the CPU columns stay empty.
 func cpuOf(pid int) func() time.Duration {
 	return func() time.Duration {
-		_, cpu := procStat(fmt.Sprintf("/proc/%d/stat", pid))
+		_, cpu, _ := procStat(fmt.Sprintf("/proc/%d/stat", pid))
 		return cpu
+	}
+}
+
+// isLoopback reports whether a database URL points at this machine, whose
+// processes the harness can see.
+func isLoopback(dbURL string) bool {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return false
+	}
+	switch h := u.Hostname(); h {
+	case "", "localhost":
+		return true
+	default:
+		ip := net.ParseIP(h)
+		return ip != nil && ip.IsLoopback()
 	}
 }
 
 // cpuOfCommand sums the CPU time of every process whose command name is
 // comm: a database server's backends come and go with connections, so they
-// are found anew at each reading. A backend that exits between two readings
-// takes its share with it; the pools here keep theirs open.
+// are found anew at each reading. The CPU of those that exited is counted
+// through their parent, which reaped them (the children's time of
+// /proc/<pid>/stat), so the sum only grows.
 func cpuOfCommand(comm string) func() time.Duration {
 	return func() time.Duration {
 		stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 		var sum time.Duration
 		for _, p := range stats {
-			if name, cpu := procStat(p); name == comm {
-				sum += cpu
+			if name, own, reaped := procStat(p); name == comm {
+				sum += own + reaped
 			}
 		}
 		return sum
 	}
 }
 
-// procStat reads a /proc/<pid>/stat file: the command name and the
-// user+system CPU time.
-func procStat(path string) (string, time.Duration) {
+// procStat reads a /proc/<pid>/stat file: the command name, the process's
+// own user+system CPU time, and that of its children it has waited for.
+func procStat(path string) (name string, own, reaped time.Duration) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", 0
+		return "", 0, 0
 	}
 	s := string(b)
 	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
 	if open < 0 || end < open {
-		return "", 0
+		return "", 0, 0
 	}
-	// Fields after the parenthesised command name; utime and stime are the
-	// 14th and 15th fields overall, in clock ticks (100 per second on Linux).
+	// Fields after the parenthesised command name: utime, stime, cutime and
+	// cstime are the 14th to 17th fields overall, in clock ticks (100 per
+	// second on Linux).
 	f := strings.Fields(s[end+1:])
-	if len(f) < 13 {
-		return "", 0
+	if len(f) < 15 {
+		return "", 0, 0
 	}
-	var ut, st int64
-	fmt.Sscan(f[11], &ut)
-	fmt.Sscan(f[12], &st)
-	return s[open+1 : end], time.Duration(ut+st) * 10 * time.Millisecond
+	var t [4]int64
+	for i := range t {
+		fmt.Sscan(f[11+i], &t[i])
+	}
+	tick := 10 * time.Millisecond
+	return s[open+1 : end], time.Duration(t[0]+t[1]) * tick, time.Duration(t[2]+t[3]) * tick
 }
 
 type server struct {
