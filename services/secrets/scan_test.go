@@ -1,10 +1,7 @@
 package secrets_test
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -30,85 +27,6 @@ func TestDatabaseNeverHoldsTheValue(t *testing.T) {
 		if err := w.svc.Rotate(ctx, w.app, id, rotated, actor); err != nil {
 			t.Fatal(err)
 		}
-		needles := [][]byte{[]byte(first), []byte(rotated)}
-
-		for table, cells := range dump(t, db) {
-			for _, cell := range cells {
-				for _, n := range needles {
-					if bytes.Contains(cell, n) {
-						t.Fatalf("table %s holds a secret value in plaintext", table)
-					}
-				}
-			}
-		}
-		if db.Dialect == database.SQLite {
-			var path string
-			if err := db.SQL.QueryRow("SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&path); err != nil {
-				t.Fatal(err)
-			}
-			for _, f := range []string{path, path + "-wal"} {
-				raw, err := os.ReadFile(f)
-				if err != nil && !os.IsNotExist(err) {
-					t.Fatal(err)
-				}
-				for _, n := range needles {
-					if bytes.Contains(raw, n) {
-						t.Fatalf("%s holds a secret value in plaintext", f)
-					}
-				}
-			}
-		}
+		testutil.AssertNotStored(t, db, first, rotated)
 	})
-}
-
-// dump returns the bytes of every cell of every table.
-func dump(t *testing.T, db *database.DB) map[string][][]byte {
-	t.Helper()
-	q := "SELECT name FROM sqlite_master WHERE type = 'table'"
-	if db.Dialect == database.Postgres {
-		q = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-	}
-	rows, err := db.SQL.Query(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, name)
-	}
-	rows.Close()
-	if len(tables) < 20 {
-		t.Fatalf("only %d tables found", len(tables))
-	}
-	out := map[string][][]byte{}
-	for _, table := range tables {
-		rows, err := db.SQL.Query(`SELECT * FROM "` + table + `"`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			for _, v := range vals {
-				if b, ok := v.([]byte); ok {
-					out[table] = append(out[table], b)
-				} else {
-					out[table] = append(out[table], []byte(fmt.Sprint(v)))
-				}
-			}
-		}
-		rows.Close()
-	}
-	return out
 }
