@@ -250,51 +250,45 @@ type gormColumn struct {
 // upgrade (or a downgrade) could be replayed just after it. Going down, the
 // narrower (key_id, nonce) key keeps the row kept longest.
 func TestNonceRekeyingKeepsRecordedNonces(t *testing.T) {
-	for _, d := range testutil.Dialects(t) {
-		t.Run(d, func(t *testing.T) {
-			ctx := context.Background()
-			db := testutil.NewEmptyDB(t, d)
-			m, err := database.NewMigrator(db)
-			if err != nil {
+	testutil.ForEachDialect(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		m, err := database.NewMigrator(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+		for _, n := range []models.RequestNonce{
+			{ExpiresAt: t0, KeyID: "lk_app_aaaaaaaaaaaaaaaa", Nonce: "nonce-one-0123456"},
+			{ExpiresAt: t0.Add(time.Minute), KeyID: "lk_app_aaaaaaaaaaaaaaaa", Nonce: "nonce-one-0123456"},
+			{ExpiresAt: t0, KeyID: "lk_app_aaaaaaaaaaaaaaaa", Nonce: "nonce-two-0123456"},
+		} {
+			if err := db.Gorm.Create(&n).Error; err != nil {
 				t.Fatal(err)
 			}
-			if _, err := m.Up(ctx); err != nil {
+		}
+		stored := func() string {
+			var rows []models.RequestNonce
+			if err := db.Gorm.Order("nonce, expires_at").Find(&rows).Error; err != nil {
 				t.Fatal(err)
 			}
-			t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
-			for _, n := range []models.RequestNonce{
-				{ExpiresAt: t0, KeyID: "lk_app_aaaaaaaaaaaaaaaa", Nonce: "nonce-one-0123456"},
-				{ExpiresAt: t0.Add(time.Minute), KeyID: "lk_app_aaaaaaaaaaaaaaaa", Nonce: "nonce-one-0123456"},
-				{ExpiresAt: t0, KeyID: "lk_app_aaaaaaaaaaaaaaaa", Nonce: "nonce-two-0123456"},
-			} {
-				if err := db.Gorm.Create(&n).Error; err != nil {
-					t.Fatal(err)
-				}
+			var out []string
+			for _, r := range rows {
+				out = append(out, r.Nonce+"@"+r.ExpiresAt.UTC().Format("15:04"))
 			}
-			stored := func() string {
-				var rows []models.RequestNonce
-				if err := db.Gorm.Order("nonce, expires_at").Find(&rows).Error; err != nil {
-					t.Fatal(err)
-				}
-				var out []string
-				for _, r := range rows {
-					out = append(out, r.Nonce+"@"+r.ExpiresAt.UTC().Format("15:04"))
-				}
-				return strings.Join(out, " ")
-			}
-			if err := m.DownTo(ctx, 3); err != nil {
-				t.Fatal(err)
-			}
-			want := "nonce-one-0123456@08:01 nonce-two-0123456@08:00"
-			if got := stored(); got != want {
-				t.Fatalf("after down: %s, want %s", got, want)
-			}
-			if _, err := m.Up(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if got := stored(); got != want {
-				t.Fatalf("after up again: %s, want %s", got, want)
-			}
-		})
-	}
+			return strings.Join(out, " ")
+		}
+		if err := m.DownTo(ctx, 3); err != nil {
+			t.Fatal(err)
+		}
+		want := "nonce-one-0123456@08:01 nonce-two-0123456@08:00"
+		if got := stored(); got != want {
+			t.Fatalf("after down: %s, want %s", got, want)
+		}
+		if _, err := m.Up(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := stored(); got != want {
+			t.Fatalf("after up again: %s, want %s", got, want)
+		}
+	})
 }
