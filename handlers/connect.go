@@ -364,21 +364,17 @@ func (s *Server) connectFailed(c *echo.Context, err error) error {
 
 // connectFailureStatus is the HTTP status of an error page. A decision or
 // the provider's answer ends the flow normally (200); Latchkey refusing a
-// request gets the status the SDK code has.
+// request gets the status its SDK error code has (wire.HTTPStatus), and the
+// two refusals only Connect makes get theirs.
 func connectFailureStatus(code string) int {
 	switch code {
-	case connect.CodeNotFound, connect.CodeProviderNotConfigured:
-		return http.StatusNotFound
-	case connect.CodeSessionExpired:
-		return http.StatusGone
-	case connect.CodeSessionUsed:
-		return http.StatusConflict
 	case connect.CodeBrowserMismatch:
 		return http.StatusForbidden
-	case connect.CodeStateMismatch, connect.CodeInvalidRequest:
+	case connect.CodeStateMismatch:
 		return http.StatusBadRequest
-	case connect.CodeInternal:
-		return http.StatusInternalServerError
+	}
+	if c := wire.ErrorCode(code); c.Known() {
+		return wire.HTTPStatus(c)
 	}
 	return http.StatusOK
 }
