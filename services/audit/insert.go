@@ -7,6 +7,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/services/database"
 )
 
 // The batch INSERT of call rows is written by hand rather than through
@@ -37,25 +38,29 @@ func textValues(ev *models.AuditEvent) [textColumnCount]string {
 		ev.Outcome, ev.ErrorCode, ev.Reason, ev.Context, ev.RequestID}
 }
 
-// auditRowPlaceholders is one row of placeholders; GORM numbers them for
-// PostgreSQL.
-var auditRowPlaceholders = "(?" + strings.Repeat(", ?", 4+textColumnCount-1) + ")"
-
-// insertRows writes rows in one statement that commits on its own.
+// insertRows writes rows in one statement that commits on its own. It runs
+// on database/sql, not through GORM (database.Placeholders says why).
 func insertRows(ctx context.Context, db *gorm.DB, rows []models.AuditEvent) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
 	var sb strings.Builder
+	sb.Grow(len(auditColumns) + 64 + len(rows)*(4+textColumnCount)*6)
 	sb.WriteString("INSERT INTO audit_events (" + auditColumns + ") VALUES ")
+	ph := database.NewPlaceholders(db.Dialector.Name())
 	args := make([]any, 0, (4+textColumnCount)*len(rows))
 	for i := range rows {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
-		sb.WriteString(auditRowPlaceholders)
+		ph.Row(&sb, 4+textColumnCount)
 		ev := &rows[i]
 		args = append(args, ev.ID, ev.OccurredAt, ev.UpstreamStatus, ev.LatencyMS)
 		for _, v := range textValues(ev) {
 			args = append(args, v)
 		}
 	}
-	return db.WithContext(ctx).Exec(sb.String(), args...).Error
+	_, err = sqlDB.ExecContext(ctx, sb.String(), args...)
+	return err
 }

@@ -131,6 +131,7 @@ func (n *NonceStore) insert(ctx context.Context, batch []*nonceReq) {
 	first := make(map[ident]*nonceReq, len(batch))
 	var sb strings.Builder
 	args := make([]any, 0, 3*len(batch))
+	ph := database.NewPlaceholders(n.db.Dialector.Name())
 	sb.WriteString("INSERT INTO request_nonces (key_id, nonce, expires_at) VALUES ")
 	for _, r := range batch {
 		p := ident{r.keyID, r.nonce, r.expires.Unix()}
@@ -141,7 +142,7 @@ func (n *NonceStore) insert(ctx context.Context, batch []*nonceReq) {
 		if len(args) > 0 {
 			sb.WriteString(", ")
 		}
-		sb.WriteString("(?, ?, ?)")
+		ph.Row(&sb, 3)
 		args = append(args, r.keyID, r.nonce, r.expires)
 	}
 	sb.WriteString(" ON CONFLICT (expires_at, key_id, nonce) DO NOTHING RETURNING key_id, nonce, expires_at")
@@ -155,7 +156,13 @@ func (n *NonceStore) insert(ctx context.Context, batch []*nonceReq) {
 		n.lock.Lock()
 		defer n.lock.Unlock()
 	}
-	rows, err := n.db.WithContext(ctx).Raw(sb.String(), args...).Rows()
+	// database/sql, not GORM: see database.Placeholders.
+	sqlDB, err := n.db.DB()
+	if err != nil {
+		fail(err)
+		return
+	}
+	rows, err := sqlDB.QueryContext(ctx, sb.String(), args...)
 	if err != nil {
 		fail(err)
 		return
