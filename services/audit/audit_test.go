@@ -70,20 +70,26 @@ func BenchmarkBatcherManyCallers(b *testing.B) {
 	for _, d := range testutil.Dialects(b) {
 		for _, max := range []int{32, 256} {
 			b.Run(fmt.Sprintf("%s/max%d", d, max), func(b *testing.B) {
-				db := testutil.NewDB(b, d)
-				bt := audit.NewBatcher(audit.New(db.Gorm, nil), audit.BatchOptions{MaxBatch: max})
-				defer bt.Close()
-				b.SetParallelism(256)
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						if err := bt.Record(context.Background(), benchEvent); err != nil {
-							b.Fatal(err)
-						}
-					}
-				})
+				benchmarkRecord(b, d, audit.BatchOptions{MaxBatch: max}, 256)
 			})
 		}
 	}
+}
+
+// benchmarkRecord records benchEvent from parallelism × GOMAXPROCS
+// goroutines through a batcher with o on a fresh database of dialect d.
+func benchmarkRecord(b *testing.B, d string, o audit.BatchOptions, parallelism int) {
+	db := testutil.NewDB(b, d)
+	bt := audit.NewBatcher(audit.New(db.Gorm, nil), o)
+	defer bt.Close()
+	b.SetParallelism(parallelism)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := bt.Record(context.Background(), benchEvent); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // The batch INSERT names its columns by hand; a field of the model it
@@ -239,19 +245,7 @@ var benchEvent = models.AuditEvent{OrganizationID: "0196f2a4-7c1e-7000-8000-0123
 
 func BenchmarkBatcherParallel(b *testing.B) {
 	for _, d := range testutil.Dialects(b) {
-		b.Run(d, func(b *testing.B) {
-			db := testutil.NewDB(b, d)
-			bt := audit.NewBatcher(audit.New(db.Gorm, nil), audit.BatchOptions{})
-			defer bt.Close()
-			b.SetParallelism(16)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := bt.Record(context.Background(), benchEvent); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-		})
+		b.Run(d, func(b *testing.B) { benchmarkRecord(b, d, audit.BatchOptions{}, 16) })
 	}
 }
 
