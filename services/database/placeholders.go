@@ -22,8 +22,8 @@ func NewPlaceholders(dialect string) *Placeholders {
 	return &Placeholders{numbered: dialect == Postgres}
 }
 
-// Next appends the next placeholder to sb.
-func (p *Placeholders) Next(sb *strings.Builder) {
+// next appends the next placeholder to sb.
+func (p *Placeholders) next(sb *strings.Builder) {
 	p.n++
 	if !p.numbered {
 		sb.WriteByte('?')
@@ -40,7 +40,7 @@ func (p *Placeholders) Row(sb *strings.Builder, n int) {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
-		p.Next(sb)
+		p.next(sb)
 	}
 	sb.WriteByte(')')
 }
