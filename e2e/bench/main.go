@@ -2,9 +2,12 @@
 // run on one machine (`make bench`). It starts a local upstream, a bare
 // httputil.ReverseProxy that adds a header, and the latchkey binary (serve,
 // real database, every call signed by the Go SDK, replay-checked and durably
-// audited), drives each with the same closed-loop load, and prints
-// requests/s and p50/p99 latency. Compare ratios from one run: absolute
-// numbers move with the machine's other load.
+// audited) on SQLite and on PostgreSQL. It drives each with the same
+// closed-loop load (requests/s, p50/p99, CPU per call of the proxy and of
+// PostgreSQL) and then at a fixed rate (latency without queueing), next to a
+// floor line of two bare PostgreSQL commits. docs/performance.md explains
+// each figure. Compare ratios from one run: absolute numbers move with the
+// machine's other load.
 package main
 
 import (
@@ -474,7 +477,7 @@ func drain(resp *http.Response, err error) error {
 	return nil
 }
 
-// benchLatchkey runs `latchkey serve` on a fresh data dir, configures an app
+// startLatchkey runs `latchkey serve` on a fresh data dir, configures an app
 // with a managed secret bound to the system principal through the admin CLI,
 // and drives proxied calls through the Go SDK.
 func startLatchkey(bin, work, dsn, upstream string) (_ *target, err error) {
