@@ -224,11 +224,11 @@ type target struct {
 
 func report(targets []*target, floor *result, o options) {
 	fmt.Printf("closed loop, %d round(s): every connection sends its next call as soon as its last one is answered\n", o.rounds)
-	fmt.Printf("%-28s %9s %9s %9s %8s %10s %8s %10s\n", "target", "req/s", "p50", "p99", "vs bare", "proxy CPU", "vs bare", "+ db CPU")
+	fmt.Printf("%-28s %9s %9s %9s %8s %10s %8s %10s %10s\n", "target", "req/s", "p50", "p99", "vs bare", "proxy CPU", "vs bare", "+ db CPU", "+ load CPU")
 	bare := targets[1]
 	for _, t := range targets {
 		var lat []time.Duration
-		var rps, ratio, cpu, cpuRatio, dbCPU []float64
+		var rps, ratio, cpu, cpuRatio, dbCPU, loadCPU []float64
 		for i, r := range t.rounds {
 			lat = append(lat, r.latencies...)
 			rps = append(rps, r.rps())
@@ -240,22 +240,22 @@ func report(targets []*target, floor *result, o options) {
 			if r.dbCPUPerCall > 0 {
 				dbCPU = append(dbCPU, float64(r.dbCPUPerCall))
 			}
+			if r.loadCPUPerCall > 0 {
+				loadCPU = append(loadCPU, float64(r.loadCPUPerCall))
+			}
 		}
 		slices.Sort(lat)
 		all := result{latencies: lat}
-		cpuCol, cpuRatioCol := "", ""
-		if len(cpu) > 0 {
-			cpuCol = time.Duration(median(cpu)).Round(100 * time.Nanosecond).String()
+		cpuRatioCol := ""
+		if len(cpuRatio) > 0 {
 			cpuRatioCol = fmt.Sprintf("%.2fx", median(cpuRatio))
 		}
-		dbCol := ""
-		if len(dbCPU) > 0 {
-			dbCol = time.Duration(median(dbCPU)).Round(100 * time.Nanosecond).String()
-		}
-		fmt.Printf("%-28s %9.0f %9s %9s %7.2fx %10s %8s %10s\n", t.name, median(rps), all.pct(50), all.pct(99), median(ratio), cpuCol, cpuRatioCol, dbCol)
+		fmt.Printf("%-28s %9.0f %9s %9s %7.2fx %10s %8s %10s %10s\n", t.name, median(rps), all.pct(50), all.pct(99),
+			median(ratio), medianDuration(cpu), cpuRatioCol, medianDuration(dbCPU), medianDuration(loadCPU))
 	}
 	fmt.Println("req/s and the ratios are medians over the rounds (each ratio taken within one round); p50/p99 pool every round.")
-	fmt.Println("proxy CPU: user+system CPU time of the proxy's own process per call; + db CPU: that of PostgreSQL's processes on this machine.")
+	fmt.Println("proxy CPU: user+system CPU time of the proxy's own process per call; + db CPU: that of PostgreSQL's processes on this machine;")
+	fmt.Println("+ load CPU: that of this program, which sends the load (through the Go SDK for Latchkey) and serves the upstream, on the same cores.")
 	if o.rate <= 0 {
 		return
 	}
@@ -285,6 +285,15 @@ func median(v []float64) float64 {
 	v = slices.Clone(v)
 	slices.Sort(v)
 	return v[len(v)/2]
+}
+
+// medianDuration formats the median of durations (as float64
+// nanoseconds) for a table cell; "" when nothing was measured.
+func medianDuration(v []float64) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return time.Duration(median(v)).Round(100 * time.Nanosecond).String()
 }
 
 func envOr(k, def string) string {
@@ -369,6 +378,9 @@ func cpuOf(pid int) func() time.Duration {
 		return cpu
 	}
 }
+
+// self reads this process's user+system CPU time.
+func self() time.Duration { return cpuOf(os.Getpid())() }
 
 // isLoopback reports whether a database URL points at this machine, whose
 // processes the harness can see.
@@ -618,7 +630,10 @@ type result struct {
 	cpuPerCall time.Duration
 	// dbCPUPerCall is the database server's CPU time per call, when measured.
 	dbCPUPerCall time.Duration
-	dropped      int64
+	// loadCPUPerCall is this program's CPU time per call: the load
+	// generator's and the upstream's.
+	loadCPUPerCall time.Duration
+	dropped        int64
 }
 
 func (r result) rps() float64 { return float64(len(r.latencies)) / r.elapsed.Seconds() }
@@ -682,8 +697,12 @@ func measure(name string, o options, t *target) result {
 	if t.dbCPU != nil {
 		db0 = t.dbCPU()
 	}
+	load0 := self()
 	elapsed := phase(o.duration, true)
 	r := result{name: name, latencies: all, errors: failed.Load(), elapsed: elapsed}
+	if len(all) > 0 {
+		r.loadCPUPerCall = (self() - load0) / time.Duration(len(all))
+	}
 	if t.cpu != nil && len(all) > 0 {
 		r.cpuPerCall = (t.cpu() - cpu0) / time.Duration(len(all))
 	}
