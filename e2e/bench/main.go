@@ -223,6 +223,16 @@ type target struct {
 }
 
 func report(targets []*target, floor *result, o options) {
+	if o.rounds > 0 {
+		reportClosedLoop(targets, o)
+	}
+	if o.rate > 0 {
+		reportFixedRate(targets, floor, o)
+	}
+}
+
+// reportClosedLoop prints the closed-loop table: medians over the rounds.
+func reportClosedLoop(targets []*target, o options) {
 	fmt.Printf("closed loop, %d round(s): every connection sends its next call as soon as its last one is answered\n", o.rounds)
 	fmt.Printf("%-28s %9s %9s %9s %8s %10s %8s %10s %10s\n", "target", "req/s", "p50", "p99", "vs bare", "proxy CPU", "vs bare", "+ db CPU", "+ load CPU")
 	bare := targets[1]
@@ -256,10 +266,13 @@ func report(targets []*target, floor *result, o options) {
 	fmt.Println("req/s and the ratios are medians over the rounds (each ratio taken within one round); p50/p99 pool every round.")
 	fmt.Println("proxy CPU: user+system CPU time of the proxy's own process per call; + db CPU: that of PostgreSQL's processes on this machine;")
 	fmt.Println("+ load CPU: that of this program, which sends the load (through the Go SDK for Latchkey) and serves the upstream, on the same cores.")
-	if o.rate <= 0 {
-		return
-	}
-	fmt.Printf("\nfixed rate: %d calls/s over at most %d connections, %s per target (latency without queueing)\n", o.rate, o.concurrency, o.duration)
+	fmt.Println()
+}
+
+// reportFixedRate prints the fixed-rate table and the floor line.
+func reportFixedRate(targets []*target, floor *result, o options) {
+	bare := targets[1]
+	fmt.Printf("fixed rate: %d calls/s over at most %d connections, %s per target (latency without queueing)\n", o.rate, o.concurrency, o.duration)
 	fmt.Printf("%-28s %9s %9s %8s %14s\n", "target", "p50", "p99", "dropped", "p99 over bare")
 	for i, t := range targets {
 		over := ""
