@@ -141,6 +141,9 @@ func run() error {
 	}
 	var floor *result
 	if o.rate > 0 {
+		if !o.skipPG && o.rounds > 0 {
+			settlePostgres(o.pgURL)
+		}
 		for _, t := range targets {
 			t.fixed = measureRate(t.name, o, t.call)
 		}
@@ -164,6 +167,22 @@ func run() error {
 		return fmt.Errorf("%s: %d failed calls", commitFloorName, floor.errors)
 	}
 	return nil
+}
+
+// settlePostgres makes PostgreSQL write out what the closed loop left in
+// its buffers before latency is measured: otherwise its checkpoint of the
+// PostgreSQL target's rows can land in the middle of another target's
+// fixed-rate phase and take the disk and a core from it. CHECKPOINT needs
+// a superuser (or pg_checkpoint); without one the phase runs unsettled.
+func settlePostgres(adminURL string) {
+	admin, err := sql.Open("pgx", adminURL)
+	if err == nil {
+		defer admin.Close()
+		_, err = admin.Exec("CHECKPOINT")
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: PostgreSQL CHECKPOINT before the fixed-rate phase failed, measuring anyway: %v\n", err)
+	}
 }
 
 const commitFloorName = "2 PostgreSQL commits"
