@@ -90,10 +90,7 @@ func TestUpDownUp(t *testing.T) {
 		t.Run(d, func(t *testing.T) {
 			ctx := context.Background()
 			db := testutil.NewEmptyDB(t, d)
-			m, err := database.NewMigrator(db)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := newMigrator(t, db)
 			if _, err := m.Up(ctx); err != nil {
 				t.Fatalf("first up: %v", err)
 			}
@@ -129,15 +126,12 @@ func TestUpDownUp(t *testing.T) {
 func TestRefusesSchemaNewerThanBinary(t *testing.T) {
 	testutil.ForEachDialect(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		m, err := database.NewMigrator(db)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := newMigrator(t, db)
 		future := m.Latest() + 1
 		if err := db.Gorm.Exec("INSERT INTO goose_db_version (version_id, is_applied) VALUES (?, ?)", future, true).Error; err != nil {
 			t.Fatal(err)
 		}
-		_, err = m.Up(ctx)
+		_, err := m.Up(ctx)
 		if !errors.Is(err, database.ErrSchemaTooNew) {
 			t.Fatalf("Up on a newer schema: want ErrSchemaTooNew, got %v", err)
 		}
@@ -252,10 +246,7 @@ type gormColumn struct {
 func TestNonceRekeyingKeepsRecordedNonces(t *testing.T) {
 	testutil.ForEachDialect(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		m, err := database.NewMigrator(db)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := newMigrator(t, db)
 		t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 		for _, n := range []models.RequestNonce{
 			{ExpiresAt: t0, KeyID: "lk_app_aaaaaaaaaaaaaaaa", Nonce: "nonce-one-0123456"},
@@ -291,4 +282,14 @@ func TestNonceRekeyingKeepsRecordedNonces(t *testing.T) {
 			t.Fatalf("after up again: %s, want %s", got, want)
 		}
 	})
+}
+
+// newMigrator builds db's migrator or fails the test.
+func newMigrator(t *testing.T, db *database.DB) *database.Migrator {
+	t.Helper()
+	m, err := database.NewMigrator(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
