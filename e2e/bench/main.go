@@ -3,8 +3,8 @@
 // httputil.ReverseProxy that adds a header, and the latchkey binary (serve,
 // real database, every call signed by the Go SDK, replay-checked and durably
 // audited) on SQLite and on PostgreSQL. It drives each with the same
-// closed-loop load (requests/s, p50/p99, CPU per call of the proxy and of
-// PostgreSQL) and then at a fixed rate (latency without queueing), next to a
+// closed-loop load (requests/s, p50/p99, CPU per call of the proxy, of
+// PostgreSQL and of this harness) and then at a fixed rate (latency without queueing), next to a
 // floor line of two bare PostgreSQL commits. docs/performance.md explains
 // each figure. Compare ratios from one run: absolute numbers move with the
 // machine's other load.
